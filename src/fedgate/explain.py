@@ -1,0 +1,38 @@
+"""Policy results in words, in the chosen language. The one place that turns policy codes into text,
+so the CLI, the logs of the wire engine and diagnostics all say the same thing."""
+
+from __future__ import annotations
+
+from .i18n import t
+from .policy import Exclusion, Method, Note, Outcome
+
+
+def method_name(method: Method, lang: str | None = None) -> str:
+    return t(f"method.{method.value}", lang)
+
+
+def note_text(note: Note, lang: str | None = None) -> str:
+    return t(f"note.{note.value}", lang)
+
+
+def exclusion_text(exclusion: Exclusion, lang: str | None = None) -> str:
+    return t(
+        f"rule.{exclusion.rule.value}",
+        lang,
+        side=t(f"side.{exclusion.side}", lang),
+        method=method_name(exclusion.method, lang),
+    )
+
+
+def outcome_text(outcome: Outcome, lang: str | None = None) -> str:
+    """One paragraph: the verdict, then each reason a more preferred method was passed over."""
+    if outcome.method is not None:
+        head = t("negotiate.uses", lang, method=method_name(outcome.method, lang))
+    else:
+        head = t("negotiate.failed", lang)
+    return "; ".join([head, *(exclusion_text(e, lang) for e in outcome.excluded)])
+
+
+def failure_reason(outcome: Outcome, lang: str | None = None) -> str:
+    """The one-line log reason for a failed negotiation, in the policy engine's words."""
+    return "; ".join(exclusion_text(e, lang) for e in outcome.excluded) or t("negotiate.no_common_method", lang)

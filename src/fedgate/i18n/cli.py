@@ -1,0 +1,3 @@
+"""Texts for the cli layer."""
+
+MESSAGES: dict[str, dict[str, str]] = {}

@@ -1,0 +1,3 @@
+"""Texts for the ops layer."""
+
+MESSAGES: dict[str, dict[str, str]] = {}

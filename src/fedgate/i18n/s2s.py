@@ -1,0 +1,3 @@
+"""Texts for the s2s layer."""
+
+MESSAGES: dict[str, dict[str, str]] = {}

@@ -1,0 +1,102 @@
+"""The policy engine against the shared matrix file (18 rows) and an independent statement of the
+pairwise rule (324 pairs)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from fedgate import policy
+from fedgate.explain import outcome_text
+from fedgate.policy import Method, Settings, negotiate
+
+
+def test_matrix_rows_equal_the_shared_file_in_order(matrix_file: dict[str, Any]) -> None:
+    ours = [e.as_row() for e in policy.matrix()]
+    assert ours == matrix_file["rows"]
+
+
+@pytest.mark.parametrize("index", range(18))
+def test_each_row(matrix_file: dict[str, Any], index: int) -> None:
+    row = matrix_file["rows"][index]
+    ev = policy.evaluate(Settings.parse(row["tls"], row["sasl"], row["dialback"]))
+    assert [m.value for m in ev.expected_methods] == row["expected_methods"]
+    assert ev.valid is row["valid"]
+    assert [n.value for n in ev.notes] == row["notes"]
+    # Invalid rows carry an error note; valid rows never do.
+    assert bool(ev.errors) is (not row["valid"])
+
+
+def test_tls_required_never_allows_plain_tcp() -> None:
+    # The seed's short table says otherwise for required/optional/on; the complete matrix wins.
+    for s in policy.ALL_SETTINGS:
+        if s.tls is policy.Tls.REQUIRED:
+            assert Method.TCP_DIALBACK not in policy.expected_methods(s)
+
+
+def _independent_rule(
+    local: dict[str, Any], remote: dict[str, Any], cert_ok: bool, rows: list[dict[str, Any]]
+) -> str | None:
+    """Written from the issue's words, using the file's rows as each side's allowed set."""
+
+    def allowed(side: dict[str, Any]) -> list[str]:
+        for r in rows:
+            if (r["tls"], r["sasl"], r["dialback"]) == (side["tls"], side["sasl"], side["dialback"]):
+                return list(r["expected_methods"])
+        raise AssertionError(side)
+
+    a, b = allowed(local), allowed(remote)
+    for m in ["sasl_tls", "tls_dialback", "tcp_dialback"]:
+        if m in a and m in b and (m != "sasl_tls" or cert_ok):
+            return m
+    return None
+
+
+@pytest.mark.parametrize("cert_ok", [True, False])
+def test_all_324_pairs_follow_the_rule(matrix_file: dict[str, Any], cert_ok: bool) -> None:
+    rows = matrix_file["rows"]
+    count = 0
+    for lr, rr in itertools.product(rows, rows):
+        local = Settings.parse(lr["tls"], lr["sasl"], lr["dialback"])
+        remote = Settings.parse(rr["tls"], rr["sasl"], rr["dialback"])
+        out = negotiate(local, remote, initiator_certificate_valid=cert_ok)
+        expected = _independent_rule(lr, rr, cert_ok, rows)
+        assert (out.method.value if out.method else None) == expected, (lr, rr)
+        count += 1
+    assert count == 324
+
+
+def test_failure_names_side_setting_and_method() -> None:
+    out = negotiate(Settings.parse_triple("not_supported/not_supported/true"),
+                    Settings.parse_triple("required/required/false"))
+    assert out.method is None
+    assert out.reason == "no_common_method"
+    got = {(e.method.value, e.side, e.setting) for e in out.excluded}
+    assert ("sasl_tls", "local", "tls") in got
+    assert ("tcp_dialback", "remote", "tls") in got
+    assert ("tcp_dialback", "remote", "dialback") in got
+    text = outcome_text(out, "en")
+    assert "our side has TLS set to not supported" in text
+    assert "the partner has TLS set to required" in text
+
+
+def test_invalid_initiator_certificate_falls_back_to_dialback() -> None:
+    s = Settings.parse_triple("required/optional/true")
+    assert negotiate(s, s).method is Method.SASL_TLS
+    out = negotiate(s, s, initiator_certificate_valid=False)
+    assert out.method is Method.TLS_DIALBACK
+    assert [e.rule.value for e in out.excluded] == ["certificate_invalid"]
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"), [("tls", "maybe"), ("sasl", "yes"), ("dialback", "perhaps")]
+)
+def test_bad_values_name_the_field_and_allowed_values(field: str, bad: str) -> None:
+    kw = {"tls": "required", "sasl": "required", "dialback": "true", field: bad}
+    with pytest.raises(policy.SettingError) as exc:
+        Settings.parse(kw["tls"], kw["sasl"], kw["dialback"])
+    assert exc.value.field == field
+    assert field in str(exc.value)
+    assert "," in str(exc.value)  # the allowed values are listed
