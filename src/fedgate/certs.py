@@ -21,13 +21,11 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from fedgate.identity import ID_ON_DNSSRV, ID_ON_XMPPADDR, XMPP_SERVER_SRV_PREFIX, normalize_domain
 
 __all__ = ["ID_ON_DNSSRV", "ID_ON_XMPPADDR", "CertFiles", "KeyUsageProfile", "TestCA", "der_ia5", "der_utf8"]
-
-# RFC 4985 SRVName and RFC 6120 id-on-xmppAddr otherName types.
-ID_ON_DNSSRV = ObjectIdentifier("1.3.6.1.5.5.7.8.7")
-ID_ON_XMPPADDR = ObjectIdentifier("1.3.6.1.5.5.7.8.5")
 
 KeyUsageProfile = Literal["server_and_client", "server_only", "client_only", "wrong"]
 
@@ -96,11 +94,6 @@ def _key_usage(
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-
-
-def _idna(domain: str) -> str:
-    domain = domain.rstrip(".")
-    return domain.encode("idna").decode("ascii").lower() if not domain.isascii() else domain.lower()
 
 
 class TestCA:
@@ -184,8 +177,8 @@ class TestCA:
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        ascii_domain = _idna(domain)
-        names = [ascii_domain] if dns_names is None else [_idna(n) for n in dns_names]
+        ascii_domain = normalize_domain(domain)
+        names = [ascii_domain] if dns_names is None else [normalize_domain(n) for n in dns_names]
 
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ascii_domain)])
@@ -199,7 +192,7 @@ class TestCA:
 
         san: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
         if srv_names:
-            san.append(x509.OtherName(ID_ON_DNSSRV, der_ia5("_xmpp-server." + ascii_domain)))
+            san.append(x509.OtherName(ID_ON_DNSSRV, der_ia5(XMPP_SERVER_SRV_PREFIX + ascii_domain)))
         if xmpp_addr:
             san.append(x509.OtherName(ID_ON_XMPPADDR, der_utf8(domain)))
 
