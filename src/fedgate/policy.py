@@ -75,6 +75,8 @@ class Rule(StrEnum):
     TLS_REQUIRED = "tls_required"  # rules out tcp_dialback
     TLS_AND_SASL_REQUIRED = "tls_and_sasl_required"  # rules out tls_dialback (dialback inert)
     CERTIFICATE_INVALID = "certificate_invalid"  # rules out sasl_tls (initiator's certificate)
+    # Seen on the wire rather than read from settings: the peer's offer left the method out.
+    NOT_OFFERED = "not_offered"
 
 
 Side = Literal["local", "remote"]
@@ -87,6 +89,7 @@ RULE_SETTING: dict[Rule, str] = {
     Rule.TLS_REQUIRED: "tls",
     Rule.TLS_AND_SASL_REQUIRED: "sasl",
     Rule.CERTIFICATE_INVALID: "certificate",
+    Rule.NOT_OFFERED: "features",
 }
 
 

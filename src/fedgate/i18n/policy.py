@@ -91,6 +91,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh-TW": "{side}的憑證對其網域無效，因此排除了{method}",
         "ja": "{side}の証明書がそのドメインに対して有効でないため、{method}は使えません",
     },
+    "rule.not_offered": {
+        "en": "{side} did not offer {method}",
+        "zh-TW": "{side}沒有提供{method}",
+        "ja": "{side}は{method}を提示しませんでした",
+    },
     # Negotiation outcomes
     "negotiate.uses": {
         "en": "The two sides will use {method}.",

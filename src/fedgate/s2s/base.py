@@ -1,0 +1,212 @@
+"""What the inbound and outbound S2S machines share: parsing, the output buffer, closing, TLS state."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+from xml.etree.ElementTree import Element, SubElement
+
+from ..dialback import DIALBACK_NS
+from ..errors import StreamError
+from ..policy import Settings
+from ..xmlstream import (
+    STREAM_CLOSE,
+    STREAM_NS,
+    ElementReceived,
+    XmlStreamParser,
+    serialize,
+    stream_error,
+    stream_header,
+)
+from ..xmlstream import (
+    StreamClosed as XmlStreamClosed,
+)
+from ..xmlstream import (
+    StreamOpened as XmlStreamOpened,
+)
+from .events import S2SEvent, StreamClosed
+
+SERVER_NS = "jabber:server"
+TLS_NS = "urn:ietf:params:xml:ns:xmpp-tls"
+SASL_NS = "urn:ietf:params:xml:ns:xmpp-sasl"
+STREAM_ERRORS_NS = "urn:ietf:params:xml:ns:xmpp-streams"
+FEATURES = f"{{{STREAM_NS}}}features"
+STREAM_ERROR = f"{{{STREAM_NS}}}error"
+STANZA_TAGS = frozenset(f"{{{SERVER_NS}}}{name}" for name in ("message", "presence", "iq"))
+
+
+class PeerCertificate(Protocol):
+    """What the machines need from ``fedgate.tls.CertificateStatus``."""
+
+    @property
+    def presented(self) -> bool: ...
+
+    @property
+    def chain_valid(self) -> bool: ...
+
+    def valid_for(self, domain: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class TlsInfo:
+    version: str | None
+    cipher: str | None
+    peer: PeerCertificate | None
+
+
+@dataclass
+class S2SContext:
+    """Everything a machine consults, read once and passed down (no I/O behind these callables beyond an
+    in-memory lookup)."""
+
+    is_local_domain: Callable[[str], bool]
+    settings_for: Callable[[str], Settings | None]
+    dialback_secret: str
+    max_stanza_size: int = 262144
+    has_certificate: bool = True
+    new_stream_id: Callable[[], str] = field(default=lambda: secrets.token_hex(16))
+
+
+def domain_of(jid: str | None) -> str | None:
+    """The domain part of a JID string, lower-cased; None for a missing or empty address."""
+    if not jid:
+        return None
+    rest = jid.split("/", 1)[0]
+    domain = rest.rsplit("@", 1)[-1]
+    return domain.lower() or None
+
+
+class StreamMachine:
+    """Base: bytes in, events out, bytes to send. No sockets, clocks or asyncio."""
+
+    direction: str = ""
+
+    def __init__(self, ctx: S2SContext) -> None:
+        self._ctx = ctx
+        self._parser = XmlStreamParser(max_stanza_size=ctx.max_stanza_size)
+        self._out = bytearray()
+        self._header_sent = False
+        self._close_sent = False
+        self.closed = False
+        self.secure = False
+        self.tls: TlsInfo | None = None
+        self._prefixes: dict[str, str] = {"stream": STREAM_NS}
+
+    # -- public surface -------------------------------------------------------------------------------------
+    def receive_data(self, data: bytes) -> list[S2SEvent]:
+        if self.closed:
+            return []
+        events: list[S2SEvent] = []
+        try:
+            for xml_event in self._parser.feed(data):
+                if self.closed:
+                    break
+                if isinstance(xml_event, XmlStreamOpened):
+                    self._on_header(xml_event, events)
+                elif isinstance(xml_event, ElementReceived):
+                    el = xml_event.element
+                    if el.tag == STREAM_ERROR:
+                        self._on_peer_error(el, events)
+                    else:
+                        self._on_element(el, events)
+                elif isinstance(xml_event, XmlStreamClosed):
+                    self._on_peer_close(events)
+        except StreamError as exc:
+            self._fail(exc, events)
+        return events
+
+    def data_to_send(self) -> bytes:
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    def close(self, condition: str | None = None, text: str = "") -> list[S2SEvent]:
+        """Close from our side (time-out, shutdown, policy change): optional stream error, then
+        ``</stream:stream>``."""
+        if self.closed:
+            return []
+        events: list[S2SEvent] = []
+        if condition:
+            self._fail(StreamError(condition, text), events)
+        else:
+            self._write_close()
+            self.closed = True
+            events.append(StreamClosed(None, text, by_peer=False))
+        return events
+
+    # -- helpers for subclasses ----------------------------------------------------------------------------
+    def _write(self, data: bytes) -> None:
+        self._out += data
+
+    def _send(self, el: Element) -> None:
+        self._out += serialize(el, default_ns=SERVER_NS, prefixes=self._prefixes)
+
+    def _write_header(self, *, to: str | None, from_: str | None, stream_id: str | None, dialback: bool) -> None:
+        extra = {"db": DIALBACK_NS} if dialback else None
+        self._prefixes = {"stream": STREAM_NS, **({"db": DIALBACK_NS} if dialback else {})}
+        self._out += stream_header(default_ns=SERVER_NS, to=to, from_=from_, id=stream_id, extra_ns=extra)
+        self._header_sent = True
+
+    def _write_close(self) -> None:
+        if not self._close_sent:
+            self._out += STREAM_CLOSE
+            self._close_sent = True
+
+    def _fail(self, exc: StreamError, events: list[S2SEvent]) -> None:
+        if self.closed:
+            return
+        self._before_error_header()
+        if not self._close_sent:
+            self._out += stream_error(exc.condition, exc.text or None)
+        self._write_close()
+        self.closed = True
+        self._on_failed_before_auth(events)
+        events.append(StreamClosed(exc.condition, exc.text, by_peer=False))
+
+    def _before_error_header(self) -> None:
+        """An error must travel inside a stream: the receiving side opens one first if it has not yet."""
+
+    def _on_failed_before_auth(self, events: list[S2SEvent]) -> None:
+        """Hook: report a negotiation that ended without authentication."""
+
+    def _on_peer_error(self, el: Element, events: list[S2SEvent]) -> None:
+        condition = None
+        text = ""
+        for child in el:
+            ns, _, local = child.tag[1:].partition("}")
+            if ns == STREAM_ERRORS_NS and local != "text":
+                condition = local
+            elif local == "text":
+                text = child.text or ""
+        self._on_failed_before_auth(events)
+        self._write_close()
+        self.closed = True
+        events.append(StreamClosed(condition, text, by_peer=True))
+
+    def _on_peer_close(self, events: list[S2SEvent]) -> None:
+        self._on_failed_before_auth(events)
+        self._write_close()
+        self.closed = True
+        events.append(StreamClosed(None, "", by_peer=True))
+
+    def _restart_stream(self) -> None:
+        """After STARTTLS or SASL success both sides start a new stream on a fresh parser."""
+        self._parser.reset()
+
+    # -- subclass hooks -------------------------------------------------------------------------------------
+    def _on_header(self, ev: XmlStreamOpened, events: list[S2SEvent]) -> None:
+        raise NotImplementedError
+
+    def _on_element(self, el: Element, events: list[S2SEvent]) -> None:
+        raise NotImplementedError
+
+
+def sasl_element(name: str, text: str | None = None, condition: str | None = None) -> Element:
+    el = Element(f"{{{SASL_NS}}}{name}")
+    if text is not None:
+        el.text = text
+    if condition:
+        SubElement(el, f"{{{SASL_NS}}}{condition}")
+    return el

@@ -1,0 +1,291 @@
+"""The receiving side of a server-to-server stream (a partner connected to us).
+
+Features are offered from the partner's settings, and everything the partner does is checked against them:
+STARTTLS (``<required/>`` when TLS is required), SASL EXTERNAL only over TLS with a certificate valid for the
+stream's ``from`` domain, the dialback feature only where the settings allow dialback on this transport.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from xml.etree.ElementTree import Element, SubElement
+
+from .. import dialback
+from ..errors import StreamError
+from ..policy import Exclusion, Method, Rule, Sasl, Settings, Tls, allows, exclusions
+from ..xmlstream import StreamOpened as XmlStreamOpened
+from .base import (
+    FEATURES,
+    SASL_NS,
+    SERVER_NS,
+    STANZA_TAGS,
+    TLS_NS,
+    S2SContext,
+    StreamMachine,
+    TlsInfo,
+    domain_of,
+    sasl_element,
+)
+from .events import (
+    Authenticated,
+    DialbackVerifyRequested,
+    NegotiationFailed,
+    S2SEvent,
+    StanzaReceived,
+    StartTlsNow,
+    StreamClosed,
+    StreamOpened,
+)
+
+
+class InboundStream(StreamMachine):
+    direction = "in"
+
+    def __init__(self, ctx: S2SContext) -> None:
+        super().__init__(ctx)
+        self.stream_id = ctx.new_stream_id()
+        self.local_domain: str | None = None
+        self.remote_domain: str | None = None
+        self.settings: Settings | None = None
+        # Domains authenticated on this stream -> method (piggy-backed dialback can add more than one).
+        self.authenticated: dict[str, Method] = {}
+        self._pending_dialback: set[tuple[str, str]] = set()
+        self._awaiting_tls = False
+        self._sasl_done = False
+        self._offered_external = False
+
+    # -- called by the I/O layer ---------------------------------------------------------------------------
+    def tls_established(self, info: TlsInfo) -> None:
+        """The handshake after ``<proceed/>`` finished; the peer now opens a new stream."""
+        self._awaiting_tls = False
+        self.secure = True
+        self.tls = info
+        self._restart_stream()
+
+    def dialback_verified(
+        self, originating: str, receiving: str, valid: bool, error: str | None = None
+    ) -> list[S2SEvent]:
+        """The connect-back to ``originating``'s authoritative server answered (or failed with ``error``)."""
+        events: list[S2SEvent] = []
+        if self.closed or (originating, receiving) not in self._pending_dialback:
+            return events
+        self._pending_dialback.discard((originating, receiving))
+        if error:
+            self._send(dialback.result_answer(receiving, originating, "error", error))
+        elif valid:
+            method = Method.TLS_DIALBACK if self.secure else Method.TCP_DIALBACK
+            self.authenticated[originating] = method
+            self._send(dialback.result_answer(receiving, originating, "valid"))
+            events.append(Authenticated(receiving, originating, method, "in"))
+        else:
+            self._send(dialback.result_answer(receiving, originating, "invalid"))
+            self._fail(StreamError("not-authorized", "dialback key was not confirmed"), events)
+        return events
+
+    def send_stanza(self, el: Element) -> None:
+        raise RuntimeError("inbound S2S streams carry stanzas one way only (RFC 6120 section 4.1)")
+
+    # -- stream header and features ------------------------------------------------------------------------
+    def _before_error_header(self) -> None:
+        if not self._header_sent:
+            self._write_header(to=None, from_=self.local_domain, stream_id=self.stream_id, dialback=False)
+
+    def _on_header(self, ev: XmlStreamOpened, events: list[S2SEvent]) -> None:
+        if ev.default_ns != SERVER_NS:
+            raise StreamError("invalid-namespace", f"default namespace must be {SERVER_NS}")
+        to = domain_of(ev.attrs.get("to"))
+        from_ = domain_of(ev.attrs.get("from"))
+        restart = self._header_sent
+        if restart:
+            # A restarted stream (after TLS or SASL) must keep its addresses.
+            if to != self.local_domain or from_ != self.remote_domain:
+                raise StreamError("invalid-from", "addresses changed across a stream restart")
+        else:
+            if to is None or not self._ctx.is_local_domain(to):
+                raise StreamError("host-unknown", f"this gateway does not serve {to or '(no to)'}")
+            self.local_domain = to
+            if from_ is None:
+                raise StreamError("invalid-from", "the stream header has no 'from' domain")
+            settings = self._ctx.settings_for(from_)
+            if settings is None:
+                raise StreamError("policy-violation", f"{from_} is not a federated partner of {to}")
+            self.remote_domain = from_
+            self.settings = settings
+        if ev.attrs.get("version", "0.0").split(".")[0] != "1":
+            raise StreamError("unsupported-version", "XMPP version 1.0 is required")
+        assert self.settings is not None
+        if restart and not self._sasl_done:
+            self.stream_id = self._ctx.new_stream_id()
+        self._write_header(
+            to=self.remote_domain, from_=self.local_domain, stream_id=self.stream_id, dialback=self.settings.dialback
+        )
+        events.append(StreamOpened(self.stream_id, self.remote_domain, self.local_domain))
+        self._send(self._features())
+
+    def _dialback_method(self) -> Method:
+        return Method.TLS_DIALBACK if self.secure else Method.TCP_DIALBACK
+
+    def _features(self) -> Element:
+        assert self.settings is not None and self.remote_domain is not None
+        s = self.settings
+        features = Element(FEATURES)
+        if self._sasl_done:
+            return features
+        if not self.secure and s.tls is not Tls.NOT_SUPPORTED:
+            starttls = SubElement(features, f"{{{TLS_NS}}}starttls")
+            if s.tls is Tls.REQUIRED:
+                SubElement(starttls, f"{{{TLS_NS}}}required")
+        self._offered_external = bool(
+            self.secure
+            and allows(s, Method.SASL_TLS)
+            and self.tls is not None
+            and self.tls.peer is not None
+            and self.tls.peer.valid_for(self.remote_domain)
+        )
+        if self._offered_external:
+            mechs = SubElement(features, f"{{{SASL_NS}}}mechanisms")
+            SubElement(mechs, f"{{{SASL_NS}}}mechanism").text = "EXTERNAL"
+        if allows(s, self._dialback_method()) and not (not self.secure and s.tls is Tls.REQUIRED):
+            db = SubElement(features, f"{{{dialback.DIALBACK_FEATURE_NS}}}dialback")
+            SubElement(db, f"{{{dialback.DIALBACK_FEATURE_NS}}}errors")
+        return features
+
+    # -- elements ------------------------------------------------------------------------------------------
+    def _on_element(self, el: Element, events: list[S2SEvent]) -> None:
+        assert self.settings is not None
+        tag = el.tag
+        if self._awaiting_tls:
+            raise StreamError("policy-violation", "data after <starttls/> before the TLS handshake")
+        if tag == f"{{{TLS_NS}}}starttls":
+            self._on_starttls(events)
+            return
+        if not self.secure and self.settings.tls is Tls.REQUIRED and not self.authenticated:
+            raise StreamError("policy-violation", "TLS is required: STARTTLS must come first")
+        if tag == f"{{{SASL_NS}}}auth":
+            self._on_auth(el, events)
+        elif tag == dialback.RESULT:
+            self._on_db_result(el, events)
+        elif tag == dialback.VERIFY:
+            self._on_db_verify(el)
+        elif tag in STANZA_TAGS:
+            self._on_stanza(el, events)
+        else:
+            raise StreamError("unsupported-stanza-type", f"unexpected element {tag}")
+
+    def _on_starttls(self, events: list[S2SEvent]) -> None:
+        assert self.settings is not None
+        if self.secure or self.settings.tls is Tls.NOT_SUPPORTED or self.authenticated:
+            # RFC 6120 5.4.2.2: answer <failure/> and close the stream.
+            self._write(b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            self._write_close()
+            self.closed = True
+            events.append(StreamClosed("policy-violation", "STARTTLS not available", by_peer=False))
+            return
+        self._write(b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        self._awaiting_tls = True
+        events.append(StartTlsNow())
+
+    def _on_auth(self, el: Element, events: list[S2SEvent]) -> None:
+        assert self.settings is not None and self.remote_domain is not None and self.local_domain is not None
+        if not self.secure:
+            self._send(sasl_element("failure", condition="encryption-required"))
+            return
+        if el.get("mechanism") != "EXTERNAL" or not self._offered_external:
+            self._send(sasl_element("failure", condition="invalid-mechanism"))
+            return
+        payload = (el.text or "").strip()
+        authzid = self.remote_domain
+        if payload and payload != "=":
+            try:
+                authzid = base64.b64decode(payload, validate=True).decode("utf-8").lower()
+            except (binascii.Error, UnicodeDecodeError):
+                self._send(sasl_element("failure", condition="incorrect-encoding"))
+                return
+        if authzid != self.remote_domain:
+            self._send(sasl_element("failure", condition="invalid-authzid"))
+            return
+        self._send(sasl_element("success"))
+        self._sasl_done = True
+        self.authenticated[self.remote_domain] = Method.SASL_TLS
+        self._restart_stream()
+        events.append(Authenticated(self.local_domain, self.remote_domain, Method.SASL_TLS, "in"))
+
+    def _on_db_result(self, el: Element, events: list[S2SEvent]) -> None:
+        assert self.settings is not None
+        if not self.settings.dialback:
+            # As Prosody does when its dialback module is off.
+            raise StreamError("unsupported-stanza-type", "Server Dialback is not enabled for this partner")
+        originating = domain_of(el.get("from"))
+        receiving = domain_of(el.get("to"))
+        key = (el.text or "").strip()
+        if el.get("type") is not None:
+            raise StreamError("unsupported-stanza-type", "unsolicited dialback result")
+        if not originating or not receiving or not key:
+            raise StreamError("improper-addressing", "db:result needs from, to and a key")
+        if not self._ctx.is_local_domain(receiving):
+            self._send(dialback.result_answer(receiving, originating, "error", "item-not-found"))
+            return
+        settings = self.settings if originating == self.remote_domain else self._ctx.settings_for(originating)
+        if settings is None:
+            self._send(dialback.result_answer(receiving, originating, "error", "forbidden"))
+            return
+        method = self._dialback_method()
+        if not allows(settings, method):
+            self._send(dialback.result_answer(receiving, originating, "error", "policy-violation"))
+            return
+        if originating in self.authenticated:
+            self._send(dialback.result_answer(receiving, originating, "valid"))
+            return
+        if (originating, receiving) in self._pending_dialback:
+            return
+        self._pending_dialback.add((originating, receiving))
+        events.append(DialbackVerifyRequested(originating, receiving, key, self.stream_id))
+
+    def _on_db_verify(self, el: Element) -> None:
+        # The peer received a connection "from" one of our domains and asks whether we generated the key.
+        receiving = domain_of(el.get("from"))
+        originating = domain_of(el.get("to"))
+        stream_id = el.get("id")
+        key = (el.text or "").strip()
+        if el.get("type") is not None:
+            raise StreamError("unsupported-stanza-type", "unsolicited dialback verify answer")
+        if not receiving or not originating or not stream_id:
+            raise StreamError("improper-addressing", "db:verify needs from, to and id")
+        if not self._ctx.is_local_domain(originating):
+            self._send(dialback.verify_answer(originating, receiving, stream_id, "error", "item-not-found"))
+            return
+        valid = bool(key) and dialback.key_is_valid(self._ctx.dialback_secret, receiving, originating, stream_id, key)
+        self._send(dialback.verify_answer(originating, receiving, stream_id, "valid" if valid else "invalid"))
+
+    def _on_stanza(self, el: Element, events: list[S2SEvent]) -> None:
+        if not self.authenticated:
+            raise StreamError("not-authorized", "no domain is authenticated on this stream")
+        from_ = domain_of(el.get("from"))
+        to = domain_of(el.get("to"))
+        if from_ is None or to is None:
+            raise StreamError("improper-addressing", "a stanza between servers needs 'from' and 'to'")
+        if from_ not in self.authenticated:
+            raise StreamError("invalid-from", f"{from_} is not authenticated on this stream")
+        if not self._ctx.is_local_domain(to):
+            raise StreamError("host-unknown", f"this gateway does not serve {to}")
+        events.append(StanzaReceived(el, from_))
+
+    def _on_failed_before_auth(self, events: list[S2SEvent]) -> None:
+        if self.authenticated or self.settings is None or self.remote_domain is None or self.local_domain is None:
+            return
+        excluded: list[Exclusion] = []
+        for method in Method:
+            excluded += [Exclusion(method, "local", r) for r in exclusions(self.settings, method)]
+            if (
+                method is Method.SASL_TLS
+                and self.secure
+                and self.settings.sasl is not Sasl.NOT_SUPPORTED
+                and not self._offered_external
+            ):
+                excluded.append(Exclusion(method, "remote", Rule.CERTIFICATE_INVALID))
+        events.append(
+            NegotiationFailed(
+                self.local_domain, self.remote_domain, "in", tuple(excluded), "closed_before_authentication"
+            )
+        )

@@ -1,0 +1,263 @@
+"""The initiating side of a server-to-server stream (we connect to a partner).
+
+Our settings for the partner decide: STARTTLS when offered and TLS is not "not supported" (and never a
+stanza in plain text when TLS is required), then SASL EXTERNAL when offered and allowed, else Server
+Dialback when allowed on this transport and offered, else a failure naming what ruled out each method.
+
+The same machine, in verification mode, carries a dialback ``<db:verify/>`` to an authoritative server.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from enum import Enum, auto
+from xml.etree.ElementTree import Element
+
+from .. import dialback
+from ..errors import StreamError
+from ..policy import Exclusion, Method, Rule, Settings, Tls, allows, exclusions
+from ..xmlstream import StreamOpened as XmlStreamOpened
+from .base import FEATURES, SASL_NS, SERVER_NS, TLS_NS, S2SContext, StreamMachine, TlsInfo, domain_of, sasl_element
+from .events import (
+    Authenticated,
+    DialbackVerifyAnswered,
+    NegotiationFailed,
+    S2SEvent,
+    StartTlsNow,
+    StreamOpened,
+)
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    """A key to check with ``originating``'s authoritative server, for an inbound stream of ours."""
+
+    originating: str
+    receiving: str
+    stream_id: str
+    key: str
+
+
+class _State(Enum):
+    HEADER = auto()
+    FEATURES = auto()
+    PROCEED = auto()
+    TLS = auto()
+    SASL = auto()
+    DIALBACK = auto()
+    VERIFY = auto()
+    READY = auto()
+    DONE = auto()
+
+
+class OutboundStream(StreamMachine):
+    direction = "out"
+
+    def __init__(
+        self,
+        ctx: S2SContext,
+        local_domain: str,
+        remote_domain: str,
+        settings: Settings,
+        *,
+        verify: VerifyRequest | None = None,
+    ) -> None:
+        super().__init__(ctx)
+        self.local_domain = local_domain
+        self.remote_domain = remote_domain
+        self.settings = settings
+        self.verify = verify
+        self.stream_id: str | None = None
+        self.method: Method | None = None
+        self._state = _State.HEADER
+        self._features: Element | None = None
+        self._sasl_failed = False
+        self._sasl_succeeded = False
+        # Why each method was passed over, as we learn it (local settings first, then the peer's offers).
+        self._excluded: list[Exclusion] = []
+
+    @property
+    def authenticated(self) -> bool:
+        return self._state is _State.READY
+
+    def start(self) -> None:
+        """Open the stream (call once, after the transport connected)."""
+        self._open()
+
+    def tls_established(self, info: TlsInfo) -> None:
+        self.secure = True
+        self.tls = info
+        self._restart_stream()
+        self._open()
+
+    def send_stanza(self, el: Element) -> None:
+        if self._state is not _State.READY:
+            raise RuntimeError("stream not authenticated")
+        self._send(el)
+
+    # -- protocol ------------------------------------------------------------------------------------------
+    def _open(self) -> None:
+        self._state = _State.HEADER
+        self._write_header(
+            to=self.remote_domain,
+            from_=self.local_domain,
+            stream_id=None,
+            dialback=self.settings.dialback or self.verify is not None,
+        )
+
+    def _on_header(self, ev: XmlStreamOpened, events: list[S2SEvent]) -> None:
+        if self._state is not _State.HEADER:
+            raise StreamError("invalid-xml", "unexpected stream header")
+        if ev.default_ns != SERVER_NS:
+            raise StreamError("invalid-namespace", f"default namespace must be {SERVER_NS}")
+        if ev.attrs.get("version", "0.0").split(".")[0] != "1":
+            raise StreamError("unsupported-version", "XMPP version 1.0 is required")
+        from_ = domain_of(ev.attrs.get("from"))
+        if from_ is not None and from_ != self.remote_domain:
+            raise StreamError("invalid-from", f"expected {self.remote_domain}, got {from_}")
+        self.stream_id = ev.attrs.get("id")
+        if not self.stream_id:
+            raise StreamError("invalid-xml", "the stream header carries no id")
+        self._state = _State.FEATURES
+        events.append(StreamOpened(self.stream_id, from_, domain_of(ev.attrs.get("to"))))
+
+    def _on_element(self, el: Element, events: list[S2SEvent]) -> None:
+        state = self._state
+        if state is _State.FEATURES and el.tag == FEATURES:
+            self._features = el
+            self._on_features(el, events)
+        elif state is _State.PROCEED and el.tag == f"{{{TLS_NS}}}proceed":
+            self._state = _State.TLS
+            events.append(StartTlsNow())
+        elif state is _State.PROCEED and el.tag == f"{{{TLS_NS}}}failure":
+            self._negotiation_failed(events, "starttls_refused")
+        elif state is _State.SASL and el.tag == f"{{{SASL_NS}}}success":
+            self.method = Method.SASL_TLS
+            self._restart_stream()
+            self._open()
+            self._sasl_succeeded = True
+        elif state is _State.SASL and el.tag == f"{{{SASL_NS}}}failure":
+            self._sasl_failed = True
+            self._excluded.append(Exclusion(Method.SASL_TLS, "remote", Rule.CERTIFICATE_INVALID))
+            assert self._features is not None
+            self._choose_authentication(self._features, events)
+        elif state is _State.DIALBACK and el.tag == dialback.RESULT:
+            self._on_dialback_result(el, events)
+        elif state is _State.VERIFY and el.tag == dialback.VERIFY:
+            self._on_verify_answer(el, events)
+        elif state is _State.READY and el.tag in (dialback.RESULT, dialback.VERIFY):
+            # Late dialback chatter on an authenticated stream is harmless; ignore it.
+            return
+        else:
+            raise StreamError("unsupported-stanza-type", f"unexpected {el.tag} on an outgoing stream")
+
+    def _on_features(self, features: Element, events: list[S2SEvent]) -> None:
+        if self._sasl_succeeded:
+            # The restarted stream after SASL: authentication is complete.
+            self._ready(Method.SASL_TLS, events)
+            return
+        starttls = features.find(f"{{{TLS_NS}}}starttls")
+        if not self.secure:
+            if starttls is not None and self.settings.tls is not Tls.NOT_SUPPORTED:
+                self._write(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+                self._state = _State.PROCEED
+                return
+            if starttls is None:
+                # The peer offers no TLS: it rules out both TLS methods (or an attacker stripped the offer).
+                self._excluded += [
+                    Exclusion(m, "remote", Rule.TLS_NOT_SUPPORTED) for m in (Method.SASL_TLS, Method.TLS_DIALBACK)
+                ]
+                if self.settings.tls is Tls.REQUIRED:
+                    self._negotiation_failed(events, "starttls_not_offered")
+                    return
+            elif starttls.find(f"{{{TLS_NS}}}required") is not None:
+                # We do not do TLS with this partner, and the peer insists on it.
+                self._excluded.append(Exclusion(Method.TCP_DIALBACK, "remote", Rule.TLS_REQUIRED))
+                self._negotiation_failed(events, "starttls_required_by_peer")
+                return
+        if self.verify is not None:
+            v = self.verify
+            self._send(dialback.verify_request(v.receiving, v.originating, v.stream_id, v.key))
+            self._state = _State.VERIFY
+            return
+        self._choose_authentication(features, events)
+
+    def _choose_authentication(self, features: Element, events: list[S2SEvent]) -> None:
+        # Methods our settings rule out need no note here: _why() adds our settings' rules.
+        if self.secure and not self._sasl_failed and allows(self.settings, Method.SASL_TLS):
+            if not self._ctx.has_certificate:
+                self._excluded.append(Exclusion(Method.SASL_TLS, "local", Rule.CERTIFICATE_INVALID))
+            elif "EXTERNAL" in _mechanisms(features):
+                # XEP-0178: the authorization identity is our domain (base64), which Prosody and ejabberd accept.
+                auth = sasl_element("auth", base64.b64encode(self.local_domain.encode()).decode())
+                auth.set("mechanism", "EXTERNAL")
+                self._send(auth)
+                self._state = _State.SASL
+                return
+            else:
+                self._excluded.append(Exclusion(Method.SASL_TLS, "remote", Rule.NOT_OFFERED))
+        method = Method.TLS_DIALBACK if self.secure else Method.TCP_DIALBACK
+        if allows(self.settings, method):
+            if features.find(f"{{{dialback.DIALBACK_FEATURE_NS}}}dialback") is None:
+                self._excluded.append(Exclusion(method, "remote", Rule.NOT_OFFERED))
+            else:
+                assert self.stream_id is not None
+                secret = self._ctx.dialback_secret
+                key = dialback.dialback_key(secret, self.remote_domain, self.local_domain, self.stream_id)
+                self._send(dialback.result_request(self.local_domain, self.remote_domain, key))
+                self._state = _State.DIALBACK
+                return
+        self._negotiation_failed(events, "no_method_offered")
+
+    def _on_dialback_result(self, el: Element, events: list[S2SEvent]) -> None:
+        kind = el.get("type")
+        method = Method.TLS_DIALBACK if self.secure else Method.TCP_DIALBACK
+        if kind == "valid":
+            self._ready(method, events)
+        else:
+            condition = dialback.error_condition(el)
+            self._excluded.append(Exclusion(method, "remote", Rule.NOT_OFFERED))
+            self._negotiation_failed(events, f"dialback_{kind or 'unknown'}" + (f"_{condition}" if condition else ""))
+
+    def _on_verify_answer(self, el: Element, events: list[S2SEvent]) -> None:
+        assert self.verify is not None
+        v = self.verify
+        if el.get("id") != v.stream_id or domain_of(el.get("from")) != v.originating:
+            raise StreamError("invalid-xml", "db:verify answer does not match the request")
+        kind = el.get("type")
+        error = dialback.error_condition(el) if kind == "error" else None
+        events.append(DialbackVerifyAnswered(v.originating, v.receiving, v.stream_id, kind == "valid", error))
+        self._state = _State.DONE
+        events += self.close()
+
+    def _ready(self, method: Method, events: list[S2SEvent]) -> None:
+        self.method = method
+        self._state = _State.READY
+        events.append(Authenticated(self.local_domain, self.remote_domain, method, "out"))
+
+    def _why(self) -> tuple[Exclusion, ...]:
+        """Every reason each method was passed over: our settings' rules, then what the peer's offers ruled
+        out, in preference order."""
+        local = [Exclusion(m, "local", r) for m in Method for r in exclusions(self.settings, m)]
+        merged = dict.fromkeys(local + self._excluded)
+        order = list(Method)
+        return tuple(sorted(merged, key=lambda e: order.index(e.method)))
+
+    def _negotiation_failed(self, events: list[S2SEvent], detail: str) -> None:
+        events.append(NegotiationFailed(self.local_domain, self.remote_domain, "out", self._why(), detail))
+        self._state = _State.DONE
+        # We are the initiator: nothing was accepted, so close with a policy-violation that names the reason.
+        events += self.close("policy-violation", detail.replace("_", " "))
+
+    def _on_failed_before_auth(self, events: list[S2SEvent]) -> None:
+        if self._state not in (_State.READY, _State.DONE) and self.verify is None:
+            self._state = _State.DONE
+            events.append(NegotiationFailed(self.local_domain, self.remote_domain, "out", self._why(), "stream_closed"))
+
+
+def _mechanisms(features: Element) -> set[str]:
+    mechs = features.find(f"{{{SASL_NS}}}mechanisms")
+    if mechs is None:
+        return set()
+    return {(m.text or "").strip().upper() for m in mechs if m.tag == f"{{{SASL_NS}}}mechanism"}
