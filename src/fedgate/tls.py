@@ -1,0 +1,387 @@
+"""Sans-IO TLS over memory BIOs (pyOpenSSL): contexts, sessions, and the peer certificate's status.
+
+Why pyOpenSSL and not :mod:`ssl`: an XMPP server asks the peer for a certificate but must finish the handshake
+whatever the peer sends, record whether the certificate is valid, and otherwise go on to Server Dialback. The
+standard module aborts the handshake when a requested certificate does not chain. Here the verify callback
+records OpenSSL's verdict (the first error and its depth) and always lets the handshake go on; afterwards
+:meth:`TlsSession.peer_certificate` says whether the chain validated against our trust anchors (with expiry and
+key purpose: OpenSSL checks ``serverAuth`` on a server's certificate and ``clientAuth`` on a client's) and, with
+:mod:`fedgate.identity`, for which domains it is valid.
+
+The I/O layer only shovels bytes: socket bytes into :meth:`TlsSession.receive_data`, which returns plaintext,
+and :meth:`TlsSession.data_to_send` out to the socket after every call.
+
+Contexts refuse renegotiation (a peer's attempt is a :class:`TlsError`), allow TLS 1.2 and newer only, and
+disable compression.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from OpenSSL import SSL, crypto
+
+from fedgate.identity import CertificateNames, certificate_names, matches_domain, normalize_domain
+
+__all__ = [
+    "CertificateStatus",
+    "Credentials",
+    "TlsContext",
+    "TlsError",
+    "TlsSession",
+    "TrustAnchors",
+    "client_context",
+    "server_context",
+]
+
+# TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 suites are OpenSSL's defaults (all AEAD).
+_TLS12_CIPHERS = b"ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL"
+_OPTIONS = SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION | SSL.OP_CIPHER_SERVER_PREFERENCE
+_ALERT_NO_RENEGOTIATION = 100  # RFC 5246 section 7.2.2
+_READ_SIZE = 65536
+_WRITE_CHUNK = 16384
+
+
+class TlsError(Exception):
+    """The TLS connection failed: handshake failure, a fatal alert, a renegotiation attempt, misuse.
+
+    After one, :meth:`TlsSession.data_to_send` may still hold an alert for the peer; send it, then close.
+    """
+
+
+@dataclass(frozen=True)
+class TrustAnchors:
+    """Certificates that root valid chains: CA files (PEM) and, unless switched off, the system store."""
+
+    cafiles: tuple[Path, ...] = ()
+    use_system: bool = True
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Our certificate: a PEM chain file (leaf first, then intermediates) and its private key."""
+
+    cert_chain: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class CertificateStatus:
+    """What the peer presented and what OpenSSL thought of the chain.
+
+    ``error`` is OpenSSL's verification error text ("certificate has expired", "self-signed certificate",
+    "unsuitable certificate purpose", ...) when a certificate was presented and did not validate; ``None``
+    when it validated or when there was none (``presented`` False).
+    """
+
+    presented: bool
+    chain_valid: bool
+    error: str | None = None
+    names: CertificateNames | None = None
+    not_after: datetime.datetime | None = None
+    error_code: int | None = None  # X509_V_ERR_* of the first failure
+    error_depth: int | None = None  # 0 = the peer's own certificate
+    certificate: x509.Certificate | None = field(default=None, repr=False, compare=False)
+
+    def valid_for(self, domain: str) -> bool:
+        """Whether this authenticates the peer as ``domain``: a valid chain and a matching identity."""
+        return (
+            self.presented
+            and self.chain_valid
+            and self.certificate is not None
+            and matches_domain(self.certificate, domain)
+        )
+
+
+class TlsContext:
+    """Settings shared by many sessions. Build with :func:`server_context` or :func:`client_context`."""
+
+    def __init__(
+        self, default: SSL.Context, *, server_side: bool, by_domain: Mapping[str, SSL.Context] | None = None
+    ) -> None:
+        self._default = default
+        self._by_domain = dict(by_domain or {})
+        self.server_side = server_side
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """The domains a server context has credentials for (normalised)."""
+        return tuple(self._by_domain)
+
+    def _for_server_name(self, server_name: str | None) -> SSL.Context | None:
+        if server_name is None:
+            return None
+        try:
+            return self._by_domain.get(normalize_domain(server_name))
+        except ValueError:
+            return None
+
+
+def _error_text(error: SSL.Error) -> str:
+    parts: list[str] = []
+    for item in error.args[0] if error.args and isinstance(error.args[0], list) else []:
+        if isinstance(item, tuple) and item and item[-1]:
+            parts.append(str(item[-1]))
+    if parts:
+        return "; ".join(parts)
+    return " ".join(str(a) for a in error.args) or type(error).__name__
+
+
+def _verify_error_string(code: int) -> str:
+    try:
+        from OpenSSL._util import ffi, lib  # pyOpenSSL's binding; no public wrapper for this string
+
+        text = ffi.string(lib.X509_verify_cert_error_string(code))
+        return text.decode("ascii", "replace") if isinstance(text, bytes) else str(text)
+    except Exception:  # pragma: no cover - only if the private binding moves
+        return f"certificate verify error {code}"
+
+
+def _base_context(trust: TrustAnchors, credentials: Credentials | None, *, server_side: bool) -> SSL.Context:
+    ctx = SSL.Context(SSL.TLS_METHOD)
+    ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
+    ctx.set_options(_OPTIONS)
+    ctx.set_cipher_list(_TLS12_CIPHERS)
+    if trust.use_system:
+        ctx.set_default_verify_paths()
+    for cafile in trust.cafiles:
+        try:
+            ctx.load_verify_locations(str(cafile))
+        except SSL.Error as e:
+            raise TlsError(f"{cafile}: cannot load trust anchors: {_error_text(e)}") from e
+    # Request the peer's certificate, never fail the handshake over it (no VERIFY_FAIL_IF_NO_PEER_CERT; the
+    # callback says yes to everything and records the verdict on the session).
+    ctx.set_verify(SSL.VERIFY_PEER, _verify_callback)
+    if credentials is not None:
+        try:
+            ctx.use_certificate_chain_file(str(credentials.cert_chain))
+            ctx.use_privatekey_file(str(credentials.key))
+            ctx.check_privatekey()
+        except SSL.Error as e:
+            raise TlsError(f"{credentials.cert_chain}, {credentials.key}: cannot load: {_error_text(e)}") from e
+    if server_side:
+        ctx.set_session_id(b"fedgate")
+    return ctx
+
+
+def _verify_callback(conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int) -> bool:
+    session = conn.get_app_data()
+    if isinstance(session, TlsSession):
+        session._record_verify(errno, depth, bool(ok))
+    return True
+
+
+def server_context(
+    credentials: Mapping[str, Credentials], trust: TrustAnchors, *, default_domain: str | None = None
+) -> TlsContext:
+    """A context for accepting connections: the client's SNI picks the credentials by domain (``default_domain``,
+    else the first, when the client names none or an unknown one); the client's certificate is requested but
+    optional."""
+    if not credentials:
+        raise ValueError("a server context needs credentials for at least one domain")
+    by_domain = {normalize_domain(d): _base_context(trust, c, server_side=True) for d, c in credentials.items()}
+    default_key = normalize_domain(default_domain) if default_domain is not None else next(iter(by_domain))
+    if default_key not in by_domain:
+        raise ValueError(f"no credentials for the default domain {default_domain!r}")
+    default = by_domain[default_key]
+    for ctx in by_domain.values():
+        ctx.set_tlsext_servername_callback(_servername_callback)
+    return TlsContext(default, server_side=True, by_domain=by_domain)
+
+
+def _servername_callback(conn: SSL.Connection) -> None:
+    session = conn.get_app_data()
+    if not isinstance(session, TlsSession):
+        return
+    raw = conn.get_servername()
+    name = raw.decode("ascii", "replace") if raw else None
+    session.server_name = name
+    chosen = session._context._for_server_name(name)
+    if chosen is not None:
+        conn.set_context(chosen)
+
+
+def client_context(credentials: Credentials | None, trust: TrustAnchors) -> TlsContext:
+    """A context for connecting out; ``credentials`` is the certificate offered when the server asks."""
+    return TlsContext(_base_context(trust, credentials, server_side=False), server_side=False)
+
+
+class TlsSession:
+    """One TLS connection without sockets: TLS records in and out, plaintext in and out."""
+
+    def __init__(self, context: TlsContext, *, server_side: bool, server_name: str | None = None) -> None:
+        if server_side != context.server_side:
+            raise ValueError("a server session needs a server context, a client session a client context")
+        self._context = context
+        self._server_side = server_side
+        self._conn = SSL.Connection(context._default, None)
+        self._conn.set_app_data(self)
+        self._conn.set_info_callback(self._info)
+        self.handshake_complete = False
+        self.closed_by_peer = False
+        self._closed = False
+        self._failed: str | None = None
+        self._renegotiation = False
+        self._verify_called = False
+        self._verify_error: tuple[int, int] | None = None
+        # Server side: the SNI the client asked for. Client side: the name we asked for.
+        self.server_name: str | None = None
+        if server_side:
+            self._conn.set_accept_state()
+        else:
+            self._conn.set_connect_state()
+            if server_name is not None:
+                self.server_name = server_name
+                self._conn.set_tlsext_host_name(normalize_domain(server_name).encode("ascii"))
+
+    # -- callbacks -------------------------------------------------------------------------------------------
+
+    def _record_verify(self, errno: int, depth: int, ok: bool) -> None:
+        self._verify_called = True
+        if not ok and self._verify_error is None:
+            self._verify_error = (errno, depth)
+
+    def _info(self, conn: SSL.Connection, where: int, ret: int) -> None:
+        if where & SSL.SSL_CB_WRITE_ALERT and ret & 0xFF == _ALERT_NO_RENEGOTIATION:
+            self._renegotiation = True  # OpenSSL refused the peer's renegotiation (OP_NO_RENEGOTIATION)
+
+    # -- driving ---------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Client side: begin the handshake (the ClientHello is then in :meth:`data_to_send`)."""
+        if self._server_side:
+            raise TlsError("the server side waits for the ClientHello")
+        self._handshake()
+
+    def receive_data(self, data: bytes) -> bytes:
+        """Feed TLS records from the peer; returns the application plaintext they carried (maybe ``b''``).
+
+        Drives the handshake; plaintext that arrives with the last handshake bytes is returned at once.
+        """
+        self._check_usable()
+        if data:
+            self._conn.bio_write(data)
+        if not self.handshake_complete and not self._handshake():
+            return b""
+        chunks: list[bytes] = []
+        while not self.closed_by_peer:
+            try:
+                chunk = self._conn.recv(_READ_SIZE)
+            except SSL.WantReadError:
+                break
+            except SSL.ZeroReturnError:
+                self.closed_by_peer = True
+                break
+            except SSL.Error as e:
+                raise self._fail(_error_text(e)) from e
+            if not chunk:
+                break
+            chunks.append(chunk)
+        if self._renegotiation:
+            raise self._fail("the peer attempted TLS renegotiation")
+        return b"".join(chunks)
+
+    def _handshake(self) -> bool:
+        try:
+            self._conn.do_handshake()
+        except SSL.WantReadError:
+            return False
+        except SSL.ZeroReturnError as e:
+            self.closed_by_peer = True
+            raise self._fail("the peer closed the connection during the handshake") from e
+        except SSL.Error as e:
+            raise self._fail(_error_text(e)) from e
+        self.handshake_complete = True
+        return True
+
+    def send(self, plaintext: bytes) -> None:
+        """Encrypt application data (after the handshake); the records are then in :meth:`data_to_send`."""
+        self._check_usable()
+        if not self.handshake_complete:
+            raise TlsError("cannot send application data before the TLS handshake completes")
+        view = memoryview(plaintext)
+        while view:
+            try:
+                sent = self._conn.send(view[:_WRITE_CHUNK])
+            except SSL.Error as e:
+                raise self._fail(_error_text(e)) from e
+            view = view[sent:]
+
+    def data_to_send(self) -> bytes:
+        """TLS records to write to the peer (handshake, application data, alerts, close_notify)."""
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunk = self._conn.bio_read(_READ_SIZE)
+            except SSL.WantReadError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        """Send close_notify (into :meth:`data_to_send`). Idempotent; no answer from the peer is awaited."""
+        if self._closed or self._failed is not None:
+            self._closed = True
+            return
+        self._closed = True
+        with contextlib.suppress(SSL.Error):  # nothing more to say to a peer we cannot talk to
+            self._conn.shutdown()
+
+    def _check_usable(self) -> None:
+        if self._failed is not None:
+            raise TlsError(f"the TLS session has failed: {self._failed}")
+        if self._closed:
+            raise TlsError("the TLS session is closed")
+
+    def _fail(self, reason: str) -> TlsError:
+        self._failed = reason
+        return TlsError(reason)
+
+    # -- what was negotiated ---------------------------------------------------------------------------------
+
+    @property
+    def version(self) -> str | None:
+        """"TLSv1.3", "TLSv1.2"; None before the handshake completes."""
+        return self._conn.get_protocol_version_name() if self.handshake_complete else None
+
+    @property
+    def cipher(self) -> str | None:
+        """The OpenSSL name of the cipher suite, e.g. "TLS_AES_256_GCM_SHA384"; None before the handshake."""
+        return self._conn.get_cipher_name() if self.handshake_complete else None
+
+    def peer_certificate(self) -> CertificateStatus:
+        """The peer's certificate and whether its chain validated (meaningful once the handshake completes)."""
+        cert = self._conn.get_peer_certificate(as_cryptography=True)
+        if cert is None:
+            return CertificateStatus(presented=False, chain_valid=False)
+        error = self._verify_error
+        if error is None and not self._verify_called:  # cannot happen with VERIFY_PEER; never call it valid
+            error = (-1, 0)
+        return CertificateStatus(
+            presented=True,
+            chain_valid=error is None,
+            error=None if error is None else _verify_error_string(error[0]),
+            names=certificate_names(cert),
+            not_after=cert.not_valid_after_utc,
+            error_code=None if error is None else error[0],
+            error_depth=None if error is None else error[1],
+            certificate=cert,
+        )
+
+    def peer_chain_der(self) -> list[bytes]:
+        """The certificates the peer sent, DER, its own first (as sent; not the verified path)."""
+        chain = self._conn.get_peer_cert_chain(as_cryptography=True) or []
+        der = [c.public_bytes(Encoding.DER) for c in chain]
+        if self._server_side:  # OpenSSL leaves the client's own certificate out of the server's list
+            leaf = self._conn.get_peer_certificate(as_cryptography=True)
+            if leaf is not None:
+                der.insert(0, leaf.public_bytes(Encoding.DER))
+        return der
