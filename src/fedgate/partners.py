@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import encodings.idna
 import ipaddress
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -222,6 +223,11 @@ def parse_passphrase(value: object) -> str | None:
     if any(c.isspace() or not c.isprintable() for c in value):
         raise FieldError("dialback_passphrase", "…", "control_character")
     return value
+
+
+def new_passphrase() -> str:
+    """A fresh random dialback passphrase (256 bits)."""
+    return secrets.token_urlsafe(32)
 
 
 REFUSE = "refuse"

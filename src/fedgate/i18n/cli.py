@@ -1,3 +1,301 @@
-"""Texts for the cli layer."""
+"""Texts for the cli layer: the ``fedgate`` command's lines, headings and errors, and the words for partner and
+gateway fields (what is wrong with a value, what a field allows)."""
 
-MESSAGES: dict[str, dict[str, str]] = {}
+MESSAGES: dict[str, dict[str, str]] = {
+    # Line prefixes: every error and warning is one line.
+    "cli.line.error": {"en": "error: {message}", "zh-TW": "錯誤：{message}", "ja": "エラー：{message}"},
+    "cli.line.warning": {"en": "warning: {message}", "zh-TW": "警告：{message}", "ja": "警告：{message}"},
+    "cli.list_separator": {"en": ", ", "zh-TW": "、", "ja": "、"},
+    # Errors (exit 2: usage; exit 1: refused)
+    "cli.error.value": {
+        "en": "{field}: '{value}' is not allowed. Allowed: {allowed}",
+        "zh-TW": "{field}：不接受「{value}」。可用的值：{allowed}",
+        "ja": "{field}：「{value}」は指定できません。指定できる値：{allowed}",
+    },
+    "cli.error.value_problem": {
+        "en": "{field}: '{value}' is not allowed ({problem}). Allowed: {allowed}",
+        "zh-TW": "{field}：不接受「{value}」（{problem}）。可用的值：{allowed}",
+        "ja": "{field}：「{value}」は指定できません（{problem}）。指定できる値：{allowed}",
+    },
+    "cli.error.invalid_settings": {
+        "en": "{field}: {value} refused, no authentication method could ever succeed; nothing was changed. "
+        "Allowed: {allowed}",
+        "zh-TW": "{field}：拒絕 {value}，這樣的設定沒有任何驗證方式能成功，因此未做任何變更。可用的值：{allowed}",
+        "ja": "{field}：{value} は受け付けられません。どの認証方式も成功しないため、何も変更していません。"
+        "指定できる値：{allowed}",
+    },
+    "cli.error.missing": {
+        "en": "{field}: a value is required. Allowed: {allowed}",
+        "zh-TW": "{field}：必須指定。可用的值：{allowed}",
+        "ja": "{field}：指定が必要です。指定できる値：{allowed}",
+    },
+    "cli.error.no_such_option": {
+        "en": "{option}: no such option. Allowed: the options that --help lists",
+        "zh-TW": "{option}：沒有這個選項。可用的選項請看 --help",
+        "ja": "{option}：そのようなオプションはありません。使えるオプションは --help で確認できます",
+    },
+    "cli.error.usage": {
+        "en": "{message} (see --help)",
+        "zh-TW": "{message}（請參考 --help）",
+        "ja": "{message}（--help を参照してください）",
+    },
+    "cli.error.nothing_to_change": {
+        "en": "nothing to change: name at least one field option. Allowed: the options that --help lists",
+        "zh-TW": "沒有要變更的內容：請至少指定一個欄位選項。可用的選項請看 --help",
+        "ja": "変更する内容がありません。項目のオプションを少なくとも一つ指定してください（--help で一覧できます）",
+    },
+    "cli.error.sides_required": {
+        "en": "--local, --remote: both are required unless --all is given. "
+        "Allowed: TLS/SASL/DIALBACK, e.g. required/optional/true",
+        "zh-TW": "--local、--remote：除非指定 --all，否則兩者都必須指定。"
+        "可用的值：TLS/SASL/DIALBACK，例如 required/optional/true",
+        "ja": "--local と --remote：--all を付けない場合は両方とも必要です。"
+        "指定できる値：TLS/SASL/DIALBACK（例：required/optional/true）",
+    },
+    "cli.error.all_with_sides": {
+        "en": "--all: cannot be combined with --local or --remote. Allowed: either --all, or --local and --remote",
+        "zh-TW": "--all：不能與 --local 或 --remote 同時使用。可用的組合：只用 --all，或同時用 --local 與 --remote",
+        "ja": "--all：--local や --remote と一緒には使えません。"
+        "--all だけ、または --local と --remote の両方を指定してください",
+    },
+    "cli.error.exists": {
+        "en": "{field}: {domain} is already taken by partner {owner}. Allowed: a domain no partner uses yet",
+        "zh-TW": "{field}：{domain} 已被協力夥伴 {owner} 使用。可用的值：尚未被任何協力夥伴使用的網域",
+        "ja": "{field}：{domain} はすでにパートナー {owner} が使っています。"
+        "指定できる値：どのパートナーもまだ使っていないドメイン",
+    },
+    "cli.error.unknown_partner": {
+        "en": "domain: there is no partner {domain}. Allowed: a partner's domain (see fedgate partner get)",
+        "zh-TW": "domain：沒有名為 {domain} 的協力夥伴。可用的值：現有協力夥伴的網域（請看 fedgate partner get）",
+        "ja": "domain：{domain} というパートナーはありません。指定できる値：登録済みパートナーのドメイン"
+        "（fedgate partner get で確認できます）",
+    },
+    "cli.error.schema_too_new": {
+        "en": "db: the database has schema version {found}, newer than this fedgate knows. "
+        "Allowed: schema version {known} or older (upgrade fedgate)",
+        "zh-TW": "db：資料庫的結構版本是 {found}，比這個 fedgate 所認得的還新。"
+        "可用的值：結構版本 {known} 或更舊（請升級 fedgate）",
+        "ja": "db：データベースのスキーマバージョン {found} は、この fedgate が扱えるものより新しいです。"
+        "指定できる値：スキーマバージョン {known} 以前（fedgate を更新してください）",
+    },
+    "cli.allowed.see_help": {
+        "en": "see --help",
+        "zh-TW": "請看 --help",
+        "ja": "--help を参照してください",
+    },
+    # What is wrong with a value
+    "problem.not_text": {"en": "not text", "zh-TW": "不是文字", "ja": "文字列ではありません"},
+    "problem.not_list": {"en": "not a list", "zh-TW": "不是清單", "ja": "リストではありません"},
+    "problem.empty": {"en": "empty", "zh-TW": "是空的", "ja": "空です"},
+    "problem.space": {"en": "contains a space", "zh-TW": "含有空白", "ja": "空白が含まれています"},
+    "problem.at_sign": {
+        "en": "contains '@': give the domain only, not an address",
+        "zh-TW": "含有「@」：請只填網域，不要填位址",
+        "ja": "「@」が含まれています。アドレスではなくドメインだけを指定してください",
+    },
+    "problem.slash": {
+        "en": "contains '/': give the domain only, not a JID with a resource",
+        "zh-TW": "含有「/」：請只填網域，不要填帶資源的 JID",
+        "ja": "「/」が含まれています。リソース付きの JID ではなくドメインだけを指定してください",
+    },
+    "problem.port": {
+        "en": "contains a port: ports go in proxy_fqdn",
+        "zh-TW": "含有連接埠：連接埠請設定在 proxy_fqdn",
+        "ja": "ポートが含まれています。ポートは proxy_fqdn で指定します",
+    },
+    "problem.empty_label": {
+        "en": "has an empty label (two dots in a row, or a dot at the start)",
+        "zh-TW": "有空的標籤（連續兩個點，或以點開頭）",
+        "ja": "空のラベルがあります（ドットが連続しているか、先頭がドットです）",
+    },
+    "problem.bad_label": {
+        "en": "a label has characters a domain cannot have, or starts or ends with '-'",
+        "zh-TW": "某個標籤含有網域不能使用的字元，或以「-」開頭或結尾",
+        "ja": "ドメインに使えない文字を含むラベル、または「-」で始まるか終わるラベルがあります",
+    },
+    "problem.label_too_long": {
+        "en": "a label is longer than 63 characters",
+        "zh-TW": "某個標籤超過 63 個字元",
+        "ja": "63 文字を超えるラベルがあります",
+    },
+    "problem.too_long": {"en": "too long", "zh-TW": "太長", "ja": "長すぎます"},
+    "problem.too_short": {"en": "too short", "zh-TW": "太短", "ja": "短すぎます"},
+    "problem.bad_port": {
+        "en": "the port is not a number from 1 to 65535",
+        "zh-TW": "連接埠不是 1 到 65535 之間的數字",
+        "ja": "ポートが 1〜65535 の数ではありません",
+    },
+    "problem.bad_host": {
+        "en": "not a host name or IP address",
+        "zh-TW": "不是主機名稱或 IP 位址",
+        "ja": "ホスト名でも IP アドレスでもありません",
+    },
+    "problem.not_integer": {"en": "not a whole number", "zh-TW": "不是整數", "ja": "整数ではありません"},
+    "problem.too_small": {"en": "less than 1", "zh-TW": "小於 1", "ja": "1 未満です"},
+    "problem.not_allowed": {"en": "not one of the choices", "zh-TW": "不在可選的範圍內", "ja": "選択肢にありません"},
+    "problem.control_character": {
+        "en": "contains a control character or line break",
+        "zh-TW": "含有控制字元或換行",
+        "ja": "制御文字か改行が含まれています",
+    },
+    "problem.unknown_field": {"en": "no such field", "zh-TW": "沒有這個欄位", "ja": "そのような項目はありません"},
+    "problem.same_as_domain": {
+        "en": "the partner's own domain cannot also be an additional domain",
+        "zh-TW": "協力夥伴自己的網域不能同時是附加網域",
+        "ja": "パートナー自身のドメインを追加ドメインにすることはできません",
+    },
+    "problem.not_listed": {
+        "en": "not one of this partner's additional domains",
+        "zh-TW": "不是這個協力夥伴的附加網域",
+        "ja": "このパートナーの追加ドメインではありません",
+    },
+    # What a field allows
+    "allowed.domain": {
+        "en": "a domain name such as example.com or bücher.example: labels of letters, digits and '-', "
+        "no spaces, '@', '/' or port, at most 253 characters",
+        "zh-TW": "網域名稱，例如 example.com 或 bücher.example：標籤由字母、數字與「-」組成，"
+        "不可有空白、「@」、「/」或連接埠，最多 253 個字元",
+        "ja": "example.com や bücher.example のようなドメイン名。ラベルは英字・数字・「-」で構成し、"
+        "空白・「@」・「/」・ポートは含めず、全体で 253 文字以内",
+    },
+    "allowed.proxy_fqdn": {
+        "en": "HOST or HOST:PORT, where HOST is a domain, an IPv4 address or an [IPv6] address and PORT is 1-65535; "
+        "empty for none",
+        "zh-TW": "HOST 或 HOST:PORT，HOST 為網域、IPv4 位址或 [IPv6] 位址，PORT 為 1 到 65535；留空表示不使用",
+        "ja": "HOST または HOST:PORT（HOST はドメイン・IPv4 アドレス・[IPv6] アドレス、PORT は 1〜65535）。"
+        "使わない場合は空にします",
+    },
+    "allowed.positive_int": {"en": "a whole number, 1 or more", "zh-TW": "1 以上的整數", "ja": "1 以上の整数"},
+    "allowed.optional_positive_int": {
+        "en": "a whole number, 1 or more, or 'default' for the gateway's partner_connection_limit",
+        "zh-TW": "1 以上的整數，或以「default」沿用閘道的 partner_connection_limit",
+        "ja": "1 以上の整数、またはゲートウェイの partner_connection_limit に従う「default」",
+    },
+    "allowed.description": {
+        "en": "one line of text, at most 1024 characters",
+        "zh-TW": "單行文字，最多 1024 個字元",
+        "ja": "1 行のテキスト（1024 文字以内）",
+    },
+    "allowed.dialback_passphrase": {
+        "en": "at least 16 printable characters without spaces",
+        "zh-TW": "至少 16 個可列印字元，不含空白",
+        "ja": "空白を含まない 16 文字以上の表示可能な文字",
+    },
+    "allowed.unlisted_domains": {
+        "en": "refuse, or TLS/SASL/DIALBACK settings with a usable method, e.g. optional/optional/true",
+        "zh-TW": "refuse，或至少有一種可用驗證方式的 TLS/SASL/DIALBACK 設定，例如 optional/optional/true",
+        "ja": "refuse、または使える方式が残る TLS/SASL/DIALBACK の設定（例：optional/optional/true）",
+    },
+    "allowed.settings": {
+        "en": "TLS/SASL/DIALBACK settings that leave at least one method (see fedgate policy matrix)",
+        "zh-TW": "至少留下一種驗證方式的 TLS/SASL/DIALBACK 設定（請看 fedgate policy matrix）",
+        "ja": "少なくとも一つの方式が残る TLS/SASL/DIALBACK の設定（fedgate policy matrix で確認できます）",
+    },
+    # Confirmations
+    "cli.partner.added": {
+        "en": "Partner {domain} added.",
+        "zh-TW": "已新增協力夥伴 {domain}。",
+        "ja": "パートナー {domain} を追加しました。",
+    },
+    "cli.partner.updated": {
+        "en": "Partner {domain} updated.",
+        "zh-TW": "已更新協力夥伴 {domain}。",
+        "ja": "パートナー {domain} を更新しました。",
+    },
+    "cli.partner.removed": {
+        "en": "Partner {domain} removed.",
+        "zh-TW": "已移除協力夥伴 {domain}。",
+        "ja": "パートナー {domain} を削除しました。",
+    },
+    "cli.partner.none": {
+        "en": "No partners match.",
+        "zh-TW": "沒有符合的協力夥伴。",
+        "ja": "該当するパートナーはありません。",
+    },
+    "cli.gateway.updated": {
+        "en": "Gateway settings updated.",
+        "zh-TW": "已更新閘道設定。",
+        "ja": "ゲートウェイの設定を更新しました。",
+    },
+    "cli.passphrase.hidden": {
+        "en": "(set; shown with --show-secrets)",
+        "zh-TW": "（已設定；加上 --show-secrets 才會顯示）",
+        "ja": "（設定済み。--show-secrets で表示します）",
+    },
+    "cli.passphrase.unset": {
+        "en": "(not yet generated; made on first use)",
+        "zh-TW": "（尚未產生；第一次使用時自動建立）",
+        "ja": "（未生成。初めて使うときに作られます）",
+    },
+    # Values
+    "cli.value.yes": {"en": "yes", "zh-TW": "是", "ja": "はい"},
+    "cli.value.no": {"en": "no", "zh-TW": "否", "ja": "いいえ"},
+    "cli.value.default": {"en": "default", "zh-TW": "預設", "ja": "既定"},
+    "cli.value.refuse": {"en": "refuse", "zh-TW": "拒絕", "ja": "拒否"},
+    # Table headings
+    "cli.heading.domain": {"en": "Domain", "zh-TW": "網域", "ja": "ドメイン"},
+    "cli.heading.additional_domains": {"en": "Additional domains", "zh-TW": "附加網域", "ja": "追加ドメイン"},
+    "cli.heading.tls": {"en": "TLS", "zh-TW": "TLS", "ja": "TLS"},
+    "cli.heading.sasl": {"en": "SASL", "zh-TW": "SASL", "ja": "SASL"},
+    "cli.heading.dialback": {"en": "Dialback", "zh-TW": "回撥驗證", "ja": "ダイヤルバック"},
+    "cli.heading.partner_type": {"en": "Type", "zh-TW": "類型", "ja": "種別"},
+    "cli.heading.proxy_fqdn": {"en": "Proxy", "zh-TW": "代理主機", "ja": "プロキシ"},
+    "cli.heading.keepalive": {"en": "Keepalive", "zh-TW": "保持連線", "ja": "キープアライブ"},
+    "cli.heading.connection_limit": {"en": "Connection limit", "zh-TW": "連線上限", "ja": "接続数上限"},
+    "cli.heading.description": {"en": "Description", "zh-TW": "說明", "ja": "説明"},
+    "cli.heading.valid": {"en": "Valid", "zh-TW": "有效", "ja": "有効"},
+    "cli.heading.methods": {"en": "Methods", "zh-TW": "驗證方式", "ja": "認証方式"},
+    "cli.heading.method": {"en": "Method", "zh-TW": "驗證方式", "ja": "認証方式"},
+    "cli.heading.notes": {"en": "Notes", "zh-TW": "附註", "ja": "注記"},
+    # Gateway fields
+    "cli.gateway.connection_limit": {
+        "en": "Connection limit",
+        "zh-TW": "連線總數上限",
+        "ja": "接続数の上限（全体）",
+    },
+    "cli.gateway.partner_connection_limit": {
+        "en": "Connection limit per partner",
+        "zh-TW": "每個協力夥伴的連線上限",
+        "ja": "パートナーごとの接続数上限",
+    },
+    "cli.gateway.dialback_passphrase": {
+        "en": "Dialback passphrase",
+        "zh-TW": "回撥驗證通關密語",
+        "ja": "ダイヤルバックのパスフレーズ",
+    },
+    "cli.gateway.keepalive_interval": {
+        "en": "Keepalive interval (s)",
+        "zh-TW": "保持連線間隔（秒）",
+        "ja": "キープアライブ間隔（秒）",
+    },
+    "cli.gateway.stream_establishment_timeout": {
+        "en": "Stream establishment timeout (s)",
+        "zh-TW": "串流建立逾時（秒）",
+        "ja": "ストリーム確立のタイムアウト（秒）",
+    },
+    "cli.gateway.stream_inactivity_timeout": {
+        "en": "Stream inactivity timeout (s)",
+        "zh-TW": "串流閒置逾時（秒）",
+        "ja": "ストリーム無通信のタイムアウト（秒）",
+    },
+    "cli.gateway.subscription_refresh_interval": {
+        "en": "Subscription refresh interval (s)",
+        "zh-TW": "訂閱更新間隔（秒）",
+        "ja": "購読の更新間隔（秒）",
+    },
+    "cli.gateway.log_message_bodies": {
+        "en": "Log message bodies",
+        "zh-TW": "記錄訊息內容",
+        "ja": "メッセージ本文をログに残す",
+    },
+    "cli.gateway.max_stanza_size": {
+        "en": "Largest stanza (bytes)",
+        "zh-TW": "節（stanza）大小上限（位元組）",
+        "ja": "スタンザの最大サイズ（バイト）",
+    },
+    "cli.gateway.unlisted_domains": {
+        "en": "Domains not listed as partners",
+        "zh-TW": "未列為協力夥伴的網域",
+        "ja": "パートナーとして登録されていないドメイン",
+    },
+}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-import secrets
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -21,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..partners import GATEWAY_FIELDS, FieldError, GatewaySettings, Partner, normalize_domain
+from ..partners import GATEWAY_FIELDS, FieldError, GatewaySettings, Partner, new_passphrase, normalize_domain
 from . import PartnerExists, SchemaTooNew, UnknownPartner
 
 BUSY_TIMEOUT_SECONDS = 60.0
@@ -285,7 +284,7 @@ class SqliteStore:
         with self._transaction() as db:
             current = self.get_gateway()  # another process may have made one meanwhile
             if current.dialback_passphrase is None:
-                current = current.changed(dialback_passphrase=secrets.token_urlsafe(32))
+                current = current.changed(dialback_passphrase=new_passphrase())
                 self._write_gateway(db, current, ["dialback_passphrase"])
         assert current.dialback_passphrase is not None
         return current.dialback_passphrase

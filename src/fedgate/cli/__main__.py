@@ -1,0 +1,5 @@
+"""``python -m fedgate.cli``."""
+
+from . import main
+
+main()
