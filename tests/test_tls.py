@@ -353,3 +353,24 @@ def test_renegotiation_refused(pki: Pki) -> None:
         c.receive_data(s.data_to_send())
     with pytest.raises(TlsError):
         s.send(b"after")
+
+
+@pytest.mark.parametrize("tls12", [False, True], ids=["tls1.3", "tls1.2"])
+def test_no_session_resumption(pki: Pki, tls12: bool) -> None:
+    """A resumed session would skip verification; the server offers none, so every handshake verifies."""
+    sctx = server_context({"a.example": pki.creds("a.example")}, pki.trust)
+    cctx = client_context(pki.creds("b.example"), pki.trust)
+    if tls12:
+        _tls12_only(cctx)
+    first_c, first_s = TlsSession(cctx, server_side=False), TlsSession(sctx, server_side=True)
+    first_c.start()
+    pump(first_c, first_s)
+    session = first_c._conn.get_session()
+    second_c, second_s = TlsSession(cctx, server_side=False), TlsSession(sctx, server_side=True)
+    if session is not None:
+        second_c._conn.set_session(session)
+    second_c.start()
+    pump(second_c, second_s)
+    assert second_s.handshake_complete
+    assert second_s.peer_certificate().chain_valid
+    assert second_s.peer_certificate().valid_for("b.example")

@@ -42,7 +42,10 @@ __all__ = [
 
 # TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 suites are OpenSSL's defaults (all AEAD).
 _TLS12_CIPHERS = b"ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL"
-_OPTIONS = SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION | SSL.OP_CIPHER_SERVER_PREFERENCE
+# No session resumption (OP_NO_TICKET, no cache): a resumed session skips certificate verification, and the
+# peer's status must come from this handshake's verify callback.
+_OPTIONS = SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION | SSL.OP_CIPHER_SERVER_PREFERENCE | SSL.OP_NO_TICKET
+_NOT_VERIFIED = -1  # error_code when no verification ran in this handshake
 _ALERT_NO_RENEGOTIATION = 100  # RFC 5246 section 7.2.2
 _READ_SIZE = 65536
 _WRITE_CHUNK = 16384
@@ -134,6 +137,8 @@ def _error_text(error: SSL.Error) -> str:
 
 
 def _verify_error_string(code: int) -> str:
+    if code == _NOT_VERIFIED:
+        return "certificate not verified in this handshake"
     try:
         from OpenSSL._util import ffi, lib  # pyOpenSSL's binding; no public wrapper for this string
 
@@ -165,8 +170,7 @@ def _base_context(trust: TrustAnchors, credentials: Credentials | None, *, serve
             ctx.check_privatekey()
         except SSL.Error as e:
             raise TlsError(f"{credentials.cert_chain}, {credentials.key}: cannot load: {_error_text(e)}") from e
-    if server_side:
-        ctx.set_session_id(b"fedgate")
+    ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
     return ctx
 
 
@@ -364,7 +368,7 @@ class TlsSession:
             return CertificateStatus(presented=False, chain_valid=False)
         error = self._verify_error
         if error is None and not self._verify_called:  # cannot happen with VERIFY_PEER; never call it valid
-            error = (-1, 0)
+            error = (_NOT_VERIFIED, 0)
         return CertificateStatus(
             presented=True,
             chain_valid=error is None,
