@@ -1,0 +1,761 @@
+"""The thin asyncio layer: sockets, timers and TLS handshakes around the sans-IO machines.
+
+Everything that decides lives elsewhere: ``fedgate.s2s`` (streams), ``fedgate.component`` (XEP-0114),
+``fedgate.router`` (where a stanza goes), ``fedgate.policy`` (which method). This module reads bytes, feeds
+them in, writes what comes out, and acts on events: STARTTLS handshakes, dialback connect-backs, outbound
+connections with a queue, time-outs, and bounces for anything that cannot be delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+from xml.etree.ElementTree import Element
+
+from . import component as component_proto
+from .errors import StreamError
+from .explain import exclusion_text
+from .i18n import t
+from .partners import GatewaySettings, Partner, PartnerType
+from .policy import Method, Settings
+from .resolver import ResolutionError, Resolver, Target
+from .router import (
+    DeliverToComponent,
+    Dropped,
+    FromComponent,
+    FromPartner,
+    MemoryAuthorizationBook,
+    Origin,
+    PartnerInfo,
+    Router,
+    SendToPartner,
+)
+from .s2s import (
+    Authenticated,
+    DialbackVerifyAnswered,
+    DialbackVerifyRequested,
+    InboundStream,
+    NegotiationFailed,
+    OutboundStream,
+    S2SContext,
+    S2SEvent,
+    StanzaReceived,
+    StartTlsNow,
+    StreamClosed,
+    StreamOpened,
+    TlsInfo,
+    VerifyRequest,
+)
+from .stanza import error_reply
+from .tls import Credentials, TlsContext, TlsError, TlsSession, TrustAnchors, client_context, server_context
+
+log = logging.getLogger("fedgate")
+
+_READ_SIZE = 65536
+MAX_QUEUE = 10000
+
+
+class PartnerSource(Protocol):
+    """What the gateway reads from the partner store (``fedgate.store.PartnerStore`` provides it)."""
+
+    def list_partners(self, pattern: str | None = None) -> list[Partner]: ...
+
+    def get_gateway(self) -> GatewaySettings: ...
+
+    def dialback_passphrase(self) -> str: ...
+
+    def revision(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class LocalDomain:
+    """A domain this gateway serves: its certificate, and the secret its XEP-0114 component authenticates with."""
+
+    domain: str
+    credentials: Credentials | None = None
+    component_secret: str | None = None
+
+
+@dataclass
+class GatewayConfig:
+    domains: dict[str, LocalDomain]
+    s2s_listen: list[tuple[str, int]] = field(default_factory=lambda: [("127.0.0.1", 5269)])
+    component_listen: tuple[str, int] | None = ("127.0.0.1", 5347)
+    trust: TrustAnchors = field(default_factory=TrustAnchors)
+    resolver: Resolver = field(default_factory=Resolver)
+    # Where outgoing connections come from (a loopback address per test gateway); None: the system's choice.
+    source_address: str | None = None
+
+
+@dataclass
+class StreamRecord:
+    """One live authenticated (or negotiating) S2S stream, as ``fedgate status`` shows it."""
+
+    id: int
+    direction: Literal["in", "out"]
+    local_domain: str | None
+    remote_domain: str | None
+    started: float
+    method: Method | None = None
+    tls_version: str | None = None
+    cipher: str | None = None
+    certificate: str = "none"
+    stanzas_in: int = 0
+    stanzas_out: int = 0
+    authenticated_at: float | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "direction": self.direction,
+            "local_domain": self.local_domain,
+            "partner": self.remote_domain,
+            "method": self.method.value if self.method else None,
+            "tls_version": self.tls_version,
+            "cipher": self.cipher,
+            "certificate": self.certificate,
+            "started": self.started,
+            "age": round(time.time() - self.started, 3),
+            "stanzas_in": self.stanzas_in,
+            "stanzas_out": self.stanzas_out,
+        }
+
+
+class PolicySnapshot:
+    """Partners and gateway settings read once from the store; replaced whole when the store changes."""
+
+    def __init__(self, source: PartnerSource) -> None:
+        self.revision = source.revision()
+        self.gateway = source.get_gateway()
+        self.passphrase = source.dialback_passphrase()
+        self.partners: dict[str, Partner] = {}
+        for p in source.list_partners():
+            for d in p.domains:
+                self.partners[d] = p
+
+    def partner(self, domain: str) -> Partner | None:
+        return self.partners.get(domain)
+
+    def settings_for(self, domain: str) -> Settings | None:
+        p = self.partners.get(domain)
+        if p is not None:
+            return p.settings
+        return self.gateway.unlisted_domains
+
+    def find_partner(self, domain: str) -> PartnerInfo | None:
+        p = self.partners.get(domain)
+        if p is None:
+            if self.gateway.unlisted_domains is not None:
+                return PartnerInfo(domain, PartnerType.PUBLIC_UNVERIFIED.value)
+            return None
+        return PartnerInfo(p.domain, p.partner_type.value, p.additional_domains)
+
+
+class _Connection:
+    """A socket with an optional TLS session over memory BIOs; plaintext in and out."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.tls: TlsSession | None = None
+        self.tls_just_completed = False
+
+    def write(self, plaintext: bytes) -> None:
+        if not plaintext or self.writer.is_closing():
+            return
+        if self.tls is not None and self.tls.handshake_complete:
+            self.tls.send(plaintext)
+            self.writer.write(self.tls.data_to_send())
+        else:
+            self.writer.write(plaintext)
+
+    def begin_tls(self, context: TlsContext, *, server_side: bool, server_name: str | None) -> None:
+        self.tls = TlsSession(context, server_side=server_side, server_name=server_name)
+        if not server_side:
+            self.tls.start()
+            self.writer.write(self.tls.data_to_send())
+
+    async def read(self, timeout: float | None) -> bytes | None:
+        """Plaintext from the peer; ``None`` at end of stream. Handshake records are answered here."""
+        while True:
+            raw = await asyncio.wait_for(self.reader.read(_READ_SIZE), timeout)
+            if not raw:
+                return None
+            if self.tls is None:
+                return raw
+            was_complete = self.tls.handshake_complete
+            try:
+                plain = self.tls.receive_data(raw)
+            finally:
+                out = self.tls.data_to_send()
+                if out:
+                    self.writer.write(out)
+            if not was_complete and self.tls.handshake_complete:
+                self.tls_just_completed = True
+                return plain
+            if plain or self.tls.closed_by_peer:
+                return plain if plain else None
+
+    def tls_info(self) -> TlsInfo:
+        assert self.tls is not None
+        return TlsInfo(self.tls.version, self.tls.cipher, self.tls.peer_certificate())
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if self.tls is not None and self.tls.handshake_complete:
+                self.tls.close()
+                self.writer.write(self.tls.data_to_send())
+            await self.writer.drain()
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.writer.wait_closed(), 2)
+
+
+def _certificate_text(info: TlsInfo, domain: str | None) -> str:
+    peer = info.peer
+    if peer is None or not peer.presented:
+        return "none"
+    if domain and peer.valid_for(domain):
+        return "valid"
+    return "invalid"
+
+
+class _OutboundLink:
+    """Our stream to one partner domain from one of our domains, with the stanzas waiting for it."""
+
+    def __init__(self, gateway: Gateway, local_domain: str, remote_domain: str) -> None:
+        self.gateway = gateway
+        self.local_domain = local_domain
+        self.remote_domain = remote_domain
+        self.queue: list[Element] = []
+        self.machine: OutboundStream | None = None
+        self.conn: _Connection | None = None
+        self.record: StreamRecord | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.ready = False
+        self.done = False
+
+    def send(self, stanza: Element) -> None:
+        if self.ready and self.machine is not None and self.conn is not None and not self.machine.closed:
+            self.machine.send_stanza(stanza)
+            self.conn.write(self.machine.data_to_send())
+            if self.record is not None:
+                self.record.stanzas_out += 1
+            return
+        if len(self.queue) >= MAX_QUEUE:
+            self.gateway.bounce(stanza, "resource-constraint", "too many stanzas waiting for this partner")
+            return
+        self.queue.append(stanza)
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, source: PartnerSource) -> None:
+        self.config = config
+        self.source = source
+        self.policy = PolicySnapshot(source)
+        self.authorizations = MemoryAuthorizationBook()
+        self.components: dict[str, tuple[component_proto.ComponentStream, _Connection]] = {}
+        self.router = Router(
+            local_domains=lambda: self.config.domains.keys(),
+            connected_components=lambda: self.components.keys(),
+            partners=self.policy_directory(),
+            authorizations=self.authorizations,
+        )
+        self.links: dict[tuple[str, str], _OutboundLink] = {}
+        self.streams: dict[int, StreamRecord] = {}
+        self._ids = itertools.count(1)
+        self._servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._inbound_machines: dict[int, tuple[InboundStream, _Connection]] = {}
+        self.dropped: list[tuple[Element, str]] = []
+        creds = {d.domain: d.credentials for d in config.domains.values() if d.credentials is not None}
+        self._server_tls = server_context(creds, config.trust) if creds else None
+        self._client_tls: dict[str, TlsContext] = {
+            d.domain: client_context(d.credentials, config.trust) for d in config.domains.values()
+        }
+        # Listeners for callers (tests, metrics): called with each S2S event as it happens.
+        self.listeners: list[Callable[[str, S2SEvent], None]] = []
+
+    # -- policy ------------------------------------------------------------------------------------------------
+    def policy_directory(self) -> _Directory:
+        return _Directory(self)
+
+    def reload(self) -> None:
+        """Re-read partners and gateway settings when the store changed (cheap when it did not)."""
+        if self.source.revision() != self.policy.revision:
+            self.policy = PolicySnapshot(self.source)
+
+    @property
+    def settings(self) -> GatewaySettings:
+        return self.policy.gateway
+
+    def _context(self) -> S2SContext:
+        return S2SContext(
+            is_local_domain=self.config.domains.__contains__,
+            settings_for=self.policy.settings_for,
+            dialback_secret=self.policy.passphrase,
+            max_stanza_size=self.settings.max_stanza_size,
+            has_certificate=True,
+        )
+
+    # -- life cycle --------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        for host, port in self.config.s2s_listen:
+            self._servers.append(await asyncio.start_server(self._accept_s2s, host, port, reuse_address=True))
+        if self.config.component_listen is not None:
+            host, port = self.config.component_listen
+            self._servers.append(await asyncio.start_server(self._accept_component, host, port, reuse_address=True))
+
+    def bound_ports(self) -> list[tuple[str, int]]:
+        out = []
+        for server in self._servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                out.append((host, port))
+        return out
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        for link in list(self.links.values()):
+            for stanza in link.queue:
+                self.bounce(stanza, "remote-server-timeout", "the gateway is shutting down")
+            link.queue.clear()
+            if link.machine is not None and link.conn is not None and not link.machine.closed:
+                link.machine.close("system-shutdown")
+                link.conn.write(link.machine.data_to_send())
+        for machine, conn in list(self._inbound_machines.values()):
+            if not machine.closed:
+                machine.close("system-shutdown")
+                conn.write(machine.data_to_send())
+        for comp, conn in list(self.components.values()):
+            comp.close("system-shutdown")
+            conn.write(comp.data_to_send())
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _emit(self, direction: str, ev: S2SEvent) -> None:
+        for listener in self.listeners:
+            listener(direction, ev)
+
+    def _new_record(self, direction: Literal["in", "out"], local: str | None, remote: str | None) -> StreamRecord:
+        record = StreamRecord(next(self._ids), direction, local, remote, time.time())
+        self.streams[record.id] = record
+        return record
+
+    def close_streams(self, condition: str = "reset", text: str = "") -> None:
+        """Close every S2S stream (both directions); queued stanzas are bounced by their links."""
+        for link in list(self.links.values()):
+            if link.machine is not None and link.conn is not None and not link.machine.closed:
+                link.machine.close(condition, text)
+                link.conn.write(link.machine.data_to_send())
+                link.conn.writer.close()
+        for machine, conn in list(self._inbound_machines.values()):
+            if not machine.closed:
+                machine.close(condition, text)
+                conn.write(machine.data_to_send())
+                conn.writer.close()
+
+    def live_streams(self) -> list[dict[str, object]]:
+        return [r.as_dict() for r in self.streams.values() if r.method is not None]
+
+    # -- routing -----------------------------------------------------------------------------------------------
+    def route(self, stanza: Element, origin: Origin) -> None:
+        for action in self.router.route(stanza, origin):
+            if isinstance(action, DeliverToComponent):
+                entry = self.components.get(action.domain)
+                if entry is None:
+                    self.bounce(action.stanza, "service-unavailable", "the service is not connected")
+                    continue
+                comp, conn = entry
+                comp.send_stanza(action.stanza)
+                conn.write(comp.data_to_send())
+            elif isinstance(action, SendToPartner):
+                self.send_to_partner(action.local_domain, action.remote_domain, action.stanza)
+            elif isinstance(action, Dropped):
+                # Never silent: an error that cannot itself be bounced is logged and counted.
+                self.dropped.append((action.stanza, action.reason))
+                log.info("not bounced (error stanzas are never answered with errors): %s", action.reason)
+
+    def bounce(self, stanza: Element, condition: str, text: str | None = None) -> None:
+        """Return ``stanza`` to its sender with an RFC 6120 error. The reply goes straight back the way the
+        stanza came (a component, or the partner's stream); an error is never answered with an error."""
+        reply = error_reply(stanza, condition, text=text)
+        if reply is None:
+            self.dropped.append((stanza, condition))
+            log.info("undeliverable error stanza not bounced (%s)", condition)
+            return
+        to_domain, from_domain = _domain(reply.get("to")), _domain(reply.get("from"))
+        entry = self.components.get(to_domain)
+        if entry is not None:
+            comp, conn = entry
+            comp.send_stanza(reply)
+            conn.write(comp.data_to_send())
+        elif to_domain not in self.config.domains and self.policy.settings_for(to_domain) is not None:
+            local = from_domain if from_domain in self.config.domains else next(iter(self.config.domains))
+            self.send_to_partner(local, to_domain, reply)
+        else:
+            self.dropped.append((reply, "sender unreachable"))
+            log.info("bounce (%s) for %s not deliverable: sender unreachable", condition, to_domain)
+
+    def send_to_partner(self, local_domain: str, remote_domain: str, stanza: Element) -> None:
+        key = (local_domain, remote_domain)
+        link = self.links.get(key)
+        if link is None or link.done:
+            link = _OutboundLink(self, local_domain, remote_domain)
+            self.links[key] = link
+            link.task = self._spawn(self._run_outbound(link))
+        link.send(stanza)
+
+    # -- inbound S2S -------------------------------------------------------------------------------------------
+    def _connection_count(self) -> int:
+        return len(self._inbound_machines) + sum(1 for link in self.links.values() if link.conn is not None)
+
+    async def _accept_s2s(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = _Connection(reader, writer)
+        machine = InboundStream(self._context())
+        record = self._new_record("in", None, None)
+        key = record.id
+        if self._connection_count() >= self.settings.connection_limit:
+            machine.close("resource-constraint", "connection limit reached")
+            conn.write(machine.data_to_send())
+            self.streams.pop(key, None)
+            await conn.close()
+            return
+        self._inbound_machines[key] = (machine, conn)
+        try:
+            await self._drive_inbound(machine, conn, record)
+        except (TlsError, ConnectionError, asyncio.IncompleteReadError) as exc:
+            log.info("inbound stream from %s ended: %s", record.remote_domain or "?", exc)
+        except TimeoutError:
+            if not machine.closed:
+                machine.close("connection-timeout")
+                conn.write(machine.data_to_send())
+        finally:
+            self._inbound_machines.pop(key, None)
+            self.streams.pop(key, None)
+            await conn.close()
+
+    async def _drive_inbound(self, machine: InboundStream, conn: _Connection, record: StreamRecord) -> None:
+        deadline = time.monotonic() + self.settings.stream_establishment_timeout
+        while not machine.closed:
+            if machine.authenticated:
+                timeout: float = self.settings.stream_inactivity_timeout
+            else:
+                timeout = max(0.0, deadline - time.monotonic())
+            data = await conn.read(timeout)
+            if conn.tls_just_completed:
+                conn.tls_just_completed = False
+                info = conn.tls_info()
+                machine.tls_established(info)
+                record.tls_version, record.cipher = info.version, info.cipher
+                record.certificate = _certificate_text(info, machine.remote_domain)
+            if data is None:
+                # TCP closed under us without </stream:stream>: report it like a close.
+                machine.close()
+                self._inbound_events(machine, conn, record, [StreamClosed(None, "", by_peer=True)])
+                break
+            events = machine.receive_data(data)
+            conn.write(machine.data_to_send())
+            self._inbound_events(machine, conn, record, events)
+        conn.write(machine.data_to_send())
+
+    def _inbound_events(
+        self, machine: InboundStream, conn: _Connection, record: StreamRecord, events: Iterable[S2SEvent]
+    ) -> None:
+        for ev in events:
+            self._emit("in", ev)
+            if isinstance(ev, StreamOpened):
+                record.local_domain, record.remote_domain = machine.local_domain, machine.remote_domain
+                self._check_partner_limit(machine, conn, record)
+            elif isinstance(ev, StartTlsNow):
+                if self._server_tls is None:
+                    machine.close("internal-server-error", "no certificate configured")
+                    conn.write(machine.data_to_send())
+                    continue
+                conn.begin_tls(self._server_tls, server_side=True, server_name=None)
+            elif isinstance(ev, Authenticated):
+                record.method = ev.method
+                record.authenticated_at = time.time()
+                log.info("%s", t("s2s.authenticated", None, partner=ev.remote_domain, direction="in",
+                                 method=ev.method.value))
+            elif isinstance(ev, DialbackVerifyRequested):
+                self._spawn(self._connect_back(machine, conn, record, ev))
+            elif isinstance(ev, StanzaReceived):
+                record.stanzas_in += 1
+                self.route(ev.element, FromPartner(ev.from_domain))
+            elif isinstance(ev, NegotiationFailed):
+                self._log_failure(ev)
+
+    def _check_partner_limit(self, machine: InboundStream, conn: _Connection, record: StreamRecord) -> None:
+        remote = machine.remote_domain
+        partner = self.policy.partner(remote) if remote else None
+        limit = (partner.connection_limit if partner else None) or self.settings.partner_connection_limit
+        count = sum(1 for r in self.streams.values() if r.direction == "in" and r.remote_domain == remote)
+        if count > limit:
+            machine.close("resource-constraint", f"too many connections from {remote}")
+            conn.write(machine.data_to_send())
+
+    async def _connect_back(
+        self, machine: InboundStream, conn: _Connection, record: StreamRecord, ev: DialbackVerifyRequested
+    ) -> None:
+        """XEP-0220: ask the authoritative server of ``ev.originating`` whether it generated the key."""
+        valid, error = False, None
+        try:
+            valid, error = await asyncio.wait_for(
+                self._verify_key(ev), self.settings.stream_establishment_timeout
+            )
+        except TimeoutError:
+            error = "remote-server-timeout"
+        except (OSError, TlsError, ResolutionError) as exc:
+            log.info("dialback connect-back to %s failed: %s", ev.originating, exc)
+            error = "remote-connection-failed"
+        if machine.closed:
+            return
+        events = machine.dialback_verified(ev.originating, ev.receiving, valid, error)
+        conn.write(machine.data_to_send())
+        self._inbound_events(machine, conn, record, events)
+        if machine.closed:
+            await conn.close()
+
+    async def _verify_key(self, ev: DialbackVerifyRequested) -> tuple[bool, str | None]:
+        settings = self.policy.settings_for(ev.originating)
+        if settings is None:
+            return False, "forbidden"
+        verify = VerifyRequest(ev.originating, ev.receiving, ev.stream_id, ev.key)
+        machine = OutboundStream(self._context(), ev.receiving, ev.originating, settings, verify=verify)
+        conn = await self._open_connection(ev.originating)
+        answer: list[DialbackVerifyAnswered] = []
+        try:
+            await self._drive_outbound(machine, conn, None, lambda e: answer.append(e)
+                                       if isinstance(e, DialbackVerifyAnswered) else None)
+        finally:
+            await conn.close()
+        if answer:
+            return answer[0].valid, answer[0].error
+        return False, "remote-connection-failed"
+
+    # -- outbound S2S ------------------------------------------------------------------------------------------
+    async def _open_connection(self, remote_domain: str) -> _Connection:
+        partner = self.policy.partner(remote_domain)
+        targets: list[Target] = await self.config.resolver.targets(
+            remote_domain, proxy_fqdn=partner.proxy_fqdn if partner else None
+        )
+        last: Exception | None = None
+        for target in targets:
+            try:
+                local_addr = (self.config.source_address, 0) if self.config.source_address else None
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(target.host, target.port, local_addr=local_addr), 10
+                )
+                return _Connection(reader, writer)
+            except (OSError, TimeoutError) as exc:
+                last = exc
+        raise OSError(f"could not connect to any address of {remote_domain}: {last}")
+
+    async def _run_outbound(self, link: _OutboundLink) -> None:
+        settings = self.policy.settings_for(link.remote_domain)
+        condition, text = "remote-server-not-found", ""
+        try:
+            if settings is None:
+                raise _LinkFailed("not-allowed", f"{link.remote_domain} is not a federated partner")
+            try:
+                conn = await asyncio.wait_for(
+                    self._open_connection(link.remote_domain), self.settings.stream_establishment_timeout
+                )
+            except ResolutionError as exc:
+                raise _LinkFailed("remote-server-not-found", str(exc)) from exc
+            except OSError as exc:
+                raise _LinkFailed("remote-server-not-found", str(exc)) from exc
+            link.conn = conn
+            machine = OutboundStream(self._context(), link.local_domain, link.remote_domain, settings)
+            link.machine = machine
+            link.record = self._new_record("out", link.local_domain, link.remote_domain)
+            try:
+                await self._drive_outbound(machine, conn, link, None)
+            finally:
+                await conn.close()
+            if not link.ready:
+                raise _LinkFailed("remote-server-not-found", "could not authenticate with the partner")
+        except _LinkFailed as exc:
+            condition, text = exc.condition, exc.text
+        except TimeoutError:
+            condition, text = "remote-server-timeout", "the partner did not answer in time"
+        except (OSError, TlsError) as exc:
+            condition, text = "remote-server-not-found", str(exc)
+        finally:
+            link.done = True
+            link.ready = False
+            if link.record is not None:
+                self.streams.pop(link.record.id, None)
+            if self.links.get((link.local_domain, link.remote_domain)) is link:
+                del self.links[(link.local_domain, link.remote_domain)]
+            queued, link.queue = link.queue, []
+            for stanza in queued:
+                self.bounce(stanza, condition, text or None)
+
+    async def _drive_outbound(
+        self,
+        machine: OutboundStream,
+        conn: _Connection,
+        link: _OutboundLink | None,
+        on_event: Callable[[S2SEvent], None] | None,
+    ) -> None:
+        machine.start()
+        conn.write(machine.data_to_send())
+        deadline = time.monotonic() + self.settings.stream_establishment_timeout
+        keepalive = self.policy.partner(machine.remote_domain)
+        keepalive_on = keepalive.enable_keepalive if keepalive else True
+        while not machine.closed:
+            if machine.authenticated:
+                timeout: float = self.settings.keepalive_interval if keepalive_on else (
+                    self.settings.stream_inactivity_timeout)
+            else:
+                timeout = max(0.0, deadline - time.monotonic())
+                if timeout == 0.0:
+                    raise TimeoutError
+            try:
+                data = await conn.read(timeout)
+            except TimeoutError:
+                if machine.authenticated and keepalive_on:
+                    conn.write(b" ")  # RFC 6120 4.6.1 whitespace keep-alive
+                    await conn.writer.drain()
+                    continue
+                raise
+            if conn.tls_just_completed:
+                conn.tls_just_completed = False
+                info = conn.tls_info()
+                machine.tls_established(info)
+                if link is not None and link.record is not None:
+                    link.record.tls_version, link.record.cipher = info.version, info.cipher
+                    link.record.certificate = _certificate_text(info, machine.remote_domain)
+                conn.write(machine.data_to_send())
+            if data is None:
+                machine.close()
+                self._outbound_events(machine, conn, link, on_event, [StreamClosed(None, "", by_peer=True)])
+                break
+            if not data:
+                continue
+            events = machine.receive_data(data)
+            conn.write(machine.data_to_send())
+            self._outbound_events(machine, conn, link, on_event, events)
+            await conn.writer.drain()
+        conn.write(machine.data_to_send())
+
+    def _outbound_events(
+        self,
+        machine: OutboundStream,
+        conn: _Connection,
+        link: _OutboundLink | None,
+        on_event: Callable[[S2SEvent], None] | None,
+        events: Iterable[S2SEvent],
+    ) -> None:
+        for ev in events:
+            self._emit("out", ev)
+            if on_event is not None:
+                on_event(ev)
+            if isinstance(ev, StartTlsNow):
+                ctx = self._client_tls.get(machine.local_domain)
+                if ctx is None:
+                    ctx = client_context(None, self.config.trust)
+                conn.begin_tls(ctx, server_side=False, server_name=machine.remote_domain)
+            elif isinstance(ev, Authenticated) and link is not None:
+                log.info("%s", t("s2s.authenticated", None, partner=ev.remote_domain, direction="out",
+                                 method=ev.method.value))
+                if link.record is not None:
+                    link.record.method = ev.method
+                    link.record.authenticated_at = time.time()
+                link.ready = True
+                queued, link.queue = link.queue, []
+                for stanza in queued:
+                    link.send(stanza)
+            elif isinstance(ev, NegotiationFailed):
+                self._log_failure(ev)
+
+    def _log_failure(self, ev: NegotiationFailed) -> None:
+        reasons = "; ".join(exclusion_text(e) for e in ev.excluded) or ev.detail
+        log.warning("%s", t("s2s.negotiation_failed", None, partner=ev.remote_domain, direction=ev.direction,
+                            reasons=reasons))
+
+    # -- components --------------------------------------------------------------------------------------------
+    async def _accept_component(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = _Connection(reader, writer)
+        secrets = {d.domain: d.component_secret for d in self.config.domains.values() if d.component_secret}
+        machine = component_proto.ComponentStream(secrets)
+        domain: str | None = None
+        try:
+            while True:
+                data = await conn.read(None)
+                if data is None:
+                    machine.close()
+                    break
+                events = machine.receive_data(data)
+                conn.write(machine.data_to_send())
+                for ev in events:
+                    if isinstance(ev, component_proto.ComponentAuthenticated):
+                        if ev.domain in self.components:
+                            machine.close("conflict")
+                            conn.write(machine.data_to_send())
+                            break
+                        domain = ev.domain
+                        self.components[domain] = (machine, conn)
+                        log.info("%s", t("component.connected", None, domain=domain))
+                    elif isinstance(ev, component_proto.StanzaReceived) and domain is not None:
+                        self.route(ev.element, FromComponent(domain))
+                    elif isinstance(ev, component_proto.ComponentClosed):
+                        break
+                if machine.closed:
+                    break
+        except (ConnectionError, StreamError) as exc:
+            log.info("component stream ended: %s", exc)
+        finally:
+            if domain is not None and self.components.get(domain, (None,))[0] is machine:
+                del self.components[domain]
+            await conn.close()
+
+
+class _Directory:
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def find_partner(self, domain: str) -> PartnerInfo | None:
+        return self._gateway.policy.find_partner(domain)
+
+
+class _LinkFailed(Exception):
+    def __init__(self, condition: str, text: str) -> None:
+        super().__init__(text)
+        self.condition = condition
+        self.text = text
+
+
+def _domain(jid: str | None) -> str:
+    return (jid or "").split("/", 1)[0].rsplit("@", 1)[-1].lower()
+
+
+__all__ = [
+    "Gateway",
+    "GatewayConfig",
+    "LocalDomain",
+    "PartnerSource",
+    "PolicySnapshot",
+    "StreamRecord",
+]
