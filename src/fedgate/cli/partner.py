@@ -27,6 +27,12 @@ def _field(name: str, metavar: str) -> FieldType:
     return FieldType(name, PARTNER_FIELDS[name], metavar)
 
 
+def _domains_option(flag: str, dest: str, help_text: str) -> Callable[[F], F]:
+    """A repeatable option of additional domains."""
+    domain_type = FieldType("additional_domains", lambda v: normalize_domain(v, "additional_domains"), "DOMAIN")
+    return click.option(flag, dest, multiple=True, type=domain_type, help=help_text + " Repeatable.")
+
+
 def _partner_options(f: F) -> F:
     """The field options ``new`` and ``set`` share; on ``set`` only those given change."""
     options = [
@@ -87,13 +93,7 @@ def partner() -> None:
 
 @partner.command("new")
 @click.argument("domain", type=DOMAIN)
-@click.option(
-    "--additional-domain",
-    "additional_domains",
-    multiple=True,
-    type=FieldType("additional_domains", normalize_domain, "DOMAIN"),
-    help="Another domain this partner answers for (repeatable).",
-)
+@_domains_option("--additional-domain", "additional_domains", "Another domain this partner answers for.")
 @_partner_options
 @pass_state
 @click.pass_context
@@ -106,20 +106,8 @@ def new(ctx: click.Context, state: State, /, domain: str, fmt: str, **_: Any) ->
 
 @partner.command("set")
 @click.argument("domain", type=DOMAIN)
-@click.option(
-    "--add-additional-domain",
-    "add_domains",
-    multiple=True,
-    type=FieldType("additional_domains", normalize_domain, "DOMAIN"),
-    help="Add an additional domain (repeatable); the others stay.",
-)
-@click.option(
-    "--remove-additional-domain",
-    "remove_domains",
-    multiple=True,
-    type=FieldType("additional_domains", normalize_domain, "DOMAIN"),
-    help="Remove an additional domain (repeatable); the others stay.",
-)
+@_domains_option("--add-additional-domain", "add_domains", "Add an additional domain; the others stay.")
+@_domains_option("--remove-additional-domain", "remove_domains", "Remove an additional domain; the others stay.")
 @_partner_options
 @pass_state
 @click.pass_context

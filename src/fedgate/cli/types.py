@@ -74,6 +74,8 @@ class FieldType(_ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         try:
             return self.parse(value)
+        except InvalidSettings:
+            raise  # well formed but refused by the policy engine: exit 1 with every reason, like a partner's
         except SettingError as error:
             raise ValueUsageError(setting_error_text(error), ctx, param) from None
 
