@@ -167,6 +167,16 @@ def test_empty_feed() -> None:
         (HEADER + b"<message>&#0;</message>", "not-well-formed"),
         (HEADER + b"<message>&#1;</message>", "not-well-formed"),
         (HEADER + b"<message>\xef\xbf\xbf</message>", "not-well-formed"),  # U+FFFF
+        (HEADER + b"<message>\xef\xbf\xbe</message>", "not-well-formed"),  # U+FFFE
+        (HEADER + b"<message>&#xFFFF;</message>", "not-well-formed"),
+        (HEADER + b"<message>&#xD800;</message>", "not-well-formed"),
+        (HEADER + b"<message>\xf4\x90\x80\x80</message>", "not-well-formed"),  # above U+10FFFF
+        (b"<?xml version='1.0' encoding='UTF-16'?><stream:stream/>", "unsupported-encoding"),
+        (b"\xfe\xff\x00<", "unsupported-encoding"),  # UTF-16 byte order mark
+        (b"\xff\xfe<\x00", "unsupported-encoding"),
+        (b"\x00\x00\x00<", "unsupported-encoding"),
+        ("<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>".encode("utf-16-le"), "unsupported-encoding"),
+        (b" <?xml version='1.0'?>", "not-well-formed"),  # the declaration only at the very start
         (HEADER + b"<message a='\x02'/>", "not-well-formed"),
         (b"<?xml version='1.0' encoding='ISO-8859-1'?><stream:stream/>", "unsupported-encoding"),
         (b"<stream xmlns='urn:x'>", "invalid-namespace"),
@@ -179,6 +189,11 @@ def test_empty_feed() -> None:
 )
 def test_rejections(data: bytes, cond: str) -> None:
     assert condition(data) == cond
+    p = XmlStreamParser()  # the same, byte by byte
+    with pytest.raises(StreamError) as info:
+        for i in range(len(data)):
+            p.feed(data[i : i + 1])
+    assert info.value.condition == cond
 
 
 def test_nested_stream_inside_stanza() -> None:
@@ -320,9 +335,19 @@ def test_prefixed_default_stream() -> None:
 
 
 def test_cdata_section_is_text() -> None:
-    events = feed_all(HEADER + b"<message><body><![CDATA[<b>&]]></body></message>")
+    stanza = b"<message><body><![CDATA[<b>&</x>]]></body></message>"
+    events = feed_all(HEADER + stanza)
     assert isinstance(events[1], ElementReceived)
-    assert events[1].element[0].text == "<b>&"
+    assert events[1].element[0].text == "<b>&</x>"
+    assert events[1].size == len(stanza)
+
+
+def test_other_stream_prefix() -> None:
+    events = feed_all(b"<s:stream xmlns:s='http://etherx.jabber.org/streams' xmlns='jabber:server'><s:features/>")
+    assert isinstance(events[0], StreamOpened)
+    assert events[0].prefixes == {"s": STREAM_NS}
+    assert isinstance(events[1], ElementReceived)
+    assert events[1].element.tag == f"{{{STREAM_NS}}}features"
 
 
 def test_mixed_content_tails() -> None:

@@ -7,7 +7,14 @@ the five predefined ones, a declared encoding other than UTF-8) ends the stream 
 
 Decisions, so that callers can rely on them:
 
-* A ``stream:stream`` element nested inside the stream is ``invalid-xml``.
+* A ``stream:stream`` element as a first-level child (a restart the peer thinks happened) is ``invalid-xml``;
+  deeper inside a stanza it is just an odd payload element.
+* Text is UTF-8 only: a declared encoding other than UTF-8 is ``unsupported-encoding``; invalid UTF-8, NUL,
+  control characters and U+FFFE/U+FFFF are ``not-well-formed`` (expat rejects them, raw or as references).
+* Errors map as: unbound or reserved prefix ``bad-namespace-prefix``; DOCTYPE (so also any entity
+  declaration, before any expansion), comment, processing instruction, undefined or external entity
+  ``restricted-xml``; a root element other than ``{http://etherx.jabber.org/streams}stream``
+  ``invalid-namespace``; limits ``policy-violation``; any other expat error ``not-well-formed``.
 * Character data other than whitespace between first-level elements is ``bad-format``; whitespace there
   (keep-alives) is ignored and gives no event.
 * ``max_depth`` counts nesting inside one first-level element: the stanza itself is depth 1.
@@ -17,6 +24,11 @@ Decisions, so that callers can rely on them:
 * After :class:`StreamClosed`, ``feed()`` ignores all further data and returns ``[]``. After a
   :class:`StreamError`, every further ``feed()`` raises that same error again. ``reset()`` starts afresh.
 * Events parsed earlier in the same ``feed()`` call that raises are discarded with the stream.
+* Bytes after an element that calls for a restart (``<proceed/>``, ``<success/>``) in the same ``feed()``
+  are parsed as part of the old stream: XMPP peers wait for the restart, so none are expected.
+* With expat >= 2.6, reparse deferral is switched off: a complete stanza must never wait for more input.
+  The cost it guards against (re-scanning a huge unfinished token) is bounded by ``max_stanza_size``.
+* ``ElementReceived.size`` is exact: from the element's ``<`` to the ``>`` that ends it.
 """
 
 from __future__ import annotations
@@ -57,6 +69,7 @@ _XML_LANG = "{" + XML_NS + "}lang"
 _SEP = " "  # cannot occur in a namespace name (a URI) nor in a local name
 _SLICE = 65536
 _WS = b" \t\r\n"
+_NOT_UTF8_START = frozenset(b"\x00\xfe\xff")  # UTF-16/32 byte order marks, or UTF-16/32 '<' without one
 _NAME_CACHE_MAX = 4096
 # One tag from '<' to its '>': quotes only occur around attribute values, which may contain '>'.
 _TAG_RE = re.compile(rb"<[^'\">]*(?:(?:'[^']*'|\"[^\"]*\")[^'\">]*)*>")
@@ -181,6 +194,9 @@ class XmlStreamParser:
         if self._closed or not data:
             return []
         try:
+            if self._total < 2 and not _NOT_UTF8_START.isdisjoint(data[: 2 - self._total]):
+                # expat detects UTF-16 (byte order mark, or "<\0") even when told the input is UTF-8
+                raise StreamError("unsupported-encoding", "XMPP streams are UTF-8")
             for i in range(0, len(data), _SLICE):
                 chunk = data[i : i + _SLICE] if len(data) > _SLICE else data
                 self._buf += chunk
@@ -197,10 +213,6 @@ class XmlStreamParser:
         except StreamError as exc:
             self._fail(exc)
             raise
-        except RecursionError:  # pragma: no cover - expat limits depth long before this
-            exc2 = StreamError("policy-violation", "too deeply nested")
-            self._fail(exc2)
-            raise exc2 from None
         events, self._events = self._events, []
         return events
 
@@ -229,7 +241,7 @@ class XmlStreamParser:
 
     def _tag_end(self, start: int) -> int:
         """Stream offset just after the tag that begins at stream offset ``start``."""
-        m = _TAG_RE.match(self._buf, start - self._base)  # for "<x/>" expat may point at its start or its end
+        m = _TAG_RE.match(self._buf, start - self._base)
         if m is None:  # pragma: no cover - expat only reports complete tags
             raise StreamError("internal-server-error", "tag not found in buffer")
         return self._base + m.end()
@@ -245,6 +257,8 @@ class XmlStreamParser:
         return clark
 
     def _attrs(self, attrs: dict[str, str]) -> dict[str, str]:
+        if not attrs:
+            return attrs
         if len(attrs) > self.max_attributes:
             raise StreamError("policy-violation", f"more than {self.max_attributes} attributes")
         for key in attrs:
@@ -254,7 +268,7 @@ class XmlStreamParser:
 
     def _start(self, name: str, attrs: dict[str, str]) -> None:
         depth = self._depth
-        tag = self._name(name)
+        tag = self._names.get(name) or self._name(name)
         if depth >= 2:
             if depth > self.max_depth:
                 raise StreamError("policy-violation", f"nested deeper than {self.max_depth}")
@@ -290,8 +304,12 @@ class XmlStreamParser:
             self._stack.pop()
         elif depth == 1:
             element = self._stack.pop()
-            end = self._tag_end(self._mark)
-            if self._buf[end - self._base - 2] != 0x2F:  # not an empty-element tag "<x/>": find "</x>"
+            end = -1
+            if not len(element) and element.text is None:  # perhaps "<x/>", where expat points is unreliable
+                end = self._tag_end(self._mark)
+                if self._buf[end - self._base - 2] != 0x2F:  # no: "<x></x>"
+                    end = -1
+            if end < 0:
                 end = self._tag_end(self._p.CurrentByteIndex)
             size = end - self._mark
             if size > self.max_stanza_size:
