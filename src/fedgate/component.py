@@ -27,6 +27,7 @@ from xml.etree.ElementTree import Element
 
 from .errors import StreamError
 from .partners import FieldError, normalize_domain
+from .stanza import JidError, parse_jid
 from .xmlstream import (
     STREAM_CLOSE,
     ElementReceived,
@@ -87,13 +88,6 @@ def handshake_digest(stream_id: str, secret: str) -> str:
 
 def _default_stream_id() -> str:
     return _secrets.token_hex(16)
-
-
-def _jid_domain(jid: str) -> str:
-    """The normalised domainpart of ``jid`` (RFC 7622: resource after the first '/', local before the first '@')."""
-    bare = jid.partition("/")[0]
-    local, at, domain = bare.partition("@")
-    return normalize_domain(domain if at else local, "domainpart")
 
 
 class ComponentStream:
@@ -226,8 +220,8 @@ class ComponentStream:
         if not sender:
             raise StreamError("improper-addressing", "stanza without 'from'")
         try:
-            from_domain = _jid_domain(sender)
-        except FieldError:
+            from_domain = parse_jid(sender).domain
+        except JidError:
             raise StreamError("invalid-from", "'from' is not a JID") from None
         if from_domain != self.domain:
             raise StreamError("invalid-from", f"'from' domain {from_domain} is not {self.domain}")
