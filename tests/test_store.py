@@ -1,0 +1,258 @@
+"""The SQLite store: partners and gateway settings kept, refusals write nothing, concurrent writers lose nothing,
+the file is private, the revision counter moves with every change."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import sqlite3
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from fedgate.partners import FieldError, InvalidSettings, Partner
+from fedgate.policy import Tls
+from fedgate.store import PartnerExists, PartnerStore, SchemaTooNew, UnknownPartner, default_db_path, open_store
+from fedgate.store.sqlite import SCHEMA_VERSION, SqliteStore
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "fedgate.sqlite3"
+
+
+@pytest.fixture
+def store(db: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(db)
+    yield s
+    s.close()
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_sqlite_store_implements_the_interface(store: SqliteStore) -> None:
+    assert isinstance(store, PartnerStore)
+
+
+def test_default_path_from_environment_or_user_data_dir(tmp_path: Path) -> None:
+    assert default_db_path({"FEDGATE_DB": str(tmp_path / "x.db")}) == tmp_path / "x.db"
+    fallback = default_db_path({})
+    assert fallback.name == "fedgate.sqlite3"
+    assert "fedgate" in fallback.parent.parts
+
+
+def test_partner_round_trip_and_lookup_by_any_domain(store: SqliteStore) -> None:
+    p = Partner(
+        "Bücher.example",
+        additional_domains=("chat.example", "muc.example"),
+        tls="optional",  # type: ignore[arg-type]
+        proxy_fqdn="127.0.0.7:5269",
+        description="books",
+        connection_limit=3,
+    )
+    store.add_partner(p)
+    assert store.get_partner("bücher.EXAMPLE") == p
+    assert store.find_partner("MUC.example") == p
+    assert store.find_partner("xn--bcher-kva.example") == p
+    assert store.find_partner("other.example") is None
+    assert store.find_partner("not a domain") is None
+    with pytest.raises(UnknownPartner):
+        store.get_partner("chat.example")  # an additional domain is not the partner's identity
+
+
+def test_wildcards_match_domain_or_additional_domain(store: SqliteStore) -> None:
+    for name, extra in [("a.example.com", ()), ("b.example.com", ("b.example.org",)), ("c.example.net", ())]:
+        store.add_partner(Partner(name, additional_domains=extra))
+    assert [p.domain for p in store.list_partners()] == ["a.example.com", "b.example.com", "c.example.net"]
+    assert [p.domain for p in store.list_partners("*.example.com")] == ["a.example.com", "b.example.com"]
+    assert [p.domain for p in store.list_partners("*.ORG")] == ["b.example.com"]
+    assert [p.domain for p in store.list_partners("?.example.net")] == ["c.example.net"]
+    assert store.list_partners("[xy].*") == []
+
+
+def test_duplicates_are_refused_whichever_field_holds_the_name(store: SqliteStore) -> None:
+    store.add_partner(Partner("a.example", additional_domains=("alias.example",)))
+    with pytest.raises(PartnerExists) as info:
+        store.add_partner(Partner("A.example"))
+    assert (info.value.field, info.value.owner) == ("domain", "a.example")
+    with pytest.raises(PartnerExists) as info:
+        store.add_partner(Partner("alias.example"))
+    assert (info.value.domain, info.value.owner) == ("alias.example", "a.example")
+    with pytest.raises(PartnerExists) as info:
+        store.add_partner(Partner("b.example", additional_domains=("alias.example",)))
+    assert info.value.field == "additional_domains"
+    store.add_partner(Partner("b.example"))
+    with pytest.raises(PartnerExists):
+        store.update_partner("b.example", additional_domains=["a.example"])
+    assert [p.domain for p in store.list_partners()] == ["a.example", "b.example"]
+    assert store.get_partner("b.example").additional_domains == ()
+
+
+def test_update_changes_only_named_fields(store: SqliteStore) -> None:
+    before = store.add_partner(
+        Partner("a.example", additional_domains=("x.example",), description="keep", connection_limit=7)
+    )
+    after = store.update_partner("a.example", tls="optional", enable_keepalive=False)
+    assert store.get_partner("a.example") == after
+    assert (after.tls, after.enable_keepalive) == (Tls.OPTIONAL, False)
+    unchanged = {k: v for k, v in after.as_dict().items() if k not in ("tls", "enable_keepalive")}
+    assert unchanged == {k: v for k, v in before.as_dict().items() if k not in ("tls", "enable_keepalive")}
+    # Moving an additional domain to the partner itself: the old one is free again.
+    store.update_partner("a.example", additional_domains=["y.example"])
+    assert store.find_partner("x.example") is None
+    assert store.find_partner("y.example") == store.get_partner("a.example")
+
+
+def test_update_validates_the_merged_result_and_unknown_partners(store: SqliteStore) -> None:
+    store.add_partner(Partner("a.example", dialback=False))
+    with pytest.raises(InvalidSettings) as info:
+        store.update_partner("a.example", sasl="not_supported")  # with dialback already off: nothing left
+    assert info.value.field == "settings"
+    assert store.get_partner("a.example").sasl.value == "required"
+    with pytest.raises(UnknownPartner):
+        store.update_partner("b.example", tls="optional")
+    with pytest.raises(FieldError):
+        store.update_partner("a.example", colour="red")
+
+
+def test_remove(store: SqliteStore) -> None:
+    store.add_partner(Partner("a.example", additional_domains=("alias.example",)))
+    assert store.remove_partner("A.example").domain == "a.example"
+    assert store.list_partners() == []
+    assert store.find_partner("alias.example") is None
+    store.add_partner(Partner("alias.example"))  # the name is free again
+    with pytest.raises(UnknownPartner):
+        store.remove_partner("a.example")
+
+
+def test_refusals_leave_the_file_byte_for_byte_unchanged(db: Path) -> None:
+    with SqliteStore(db) as s:
+        s.add_partner(Partner("a.example", dialback=False, additional_domains=("alias.example",)))
+        s.update_gateway(max_stanza_size=1000)
+    before = digest(db)
+    with SqliteStore(db) as s:
+        refusals: list[Callable[[], object]] = [
+            lambda: s.update_partner("a.example", sasl="not_supported"),
+            lambda: s.add_partner(Partner("alias.example")),
+            lambda: s.update_partner("nobody.example", tls="optional"),
+            lambda: s.remove_partner("nobody.example"),
+            lambda: s.update_gateway(unlisted_domains="optional/not_supported/false"),
+            lambda: s.update_gateway(keepalive_interval=0),
+        ]
+        revision = s.revision()
+        for refuse in refusals:
+            with pytest.raises((InvalidSettings, PartnerExists, UnknownPartner, FieldError)):
+                refuse()
+        assert s.revision() == revision
+    assert digest(db) == before
+
+
+def test_gateway_settings_persist_and_only_named_ones_change(db: Path) -> None:
+    with SqliteStore(db) as s:
+        assert s.get_gateway().connection_limit == 1000
+        s.update_gateway(connection_limit="50", unlisted_domains="optional/optional/true")
+        s.update_gateway(log_message_bodies=True)
+    with SqliteStore(db) as s:
+        g = s.get_gateway()
+    assert (g.connection_limit, str(g.unlisted_domains), g.log_message_bodies) == (50, "optional/optional/true", True)
+    assert g.partner_connection_limit == 20
+
+
+def test_dialback_passphrase_is_made_once_and_kept(db: Path) -> None:
+    with SqliteStore(db) as s:
+        assert s.get_gateway().dialback_passphrase is None
+        first = s.dialback_passphrase()
+        assert len(first) >= 32
+        assert s.dialback_passphrase() == first
+    with SqliteStore(db) as s:
+        assert s.dialback_passphrase() == first
+        assert s.get_gateway().dialback_passphrase == first
+        s.update_gateway(dialback_passphrase="another-long-passphrase")
+        assert s.dialback_passphrase() == "another-long-passphrase"
+
+
+def test_revision_moves_with_every_change_seen_from_another_connection(db: Path) -> None:
+    with SqliteStore(db) as writer, SqliteStore(db) as watcher:
+        seen = [watcher.revision()]
+        writer.add_partner(Partner("a.example"))
+        seen.append(watcher.revision())
+        writer.update_partner("a.example", description="x")
+        seen.append(watcher.revision())
+        writer.update_gateway(keepalive_interval=30)
+        seen.append(watcher.revision())
+        writer.remove_partner("a.example")
+        seen.append(watcher.revision())
+        watcher.get_gateway()
+        watcher.list_partners()
+        assert watcher.revision() == seen[-1]  # reading changes nothing
+    assert seen == sorted(set(seen))
+    assert len(seen) == 5
+
+
+def test_database_and_its_wal_files_are_private(db: Path) -> None:
+    old = os.umask(0)  # even with a permissive umask
+    try:
+        with SqliteStore(db) as s:
+            s.add_partner(Partner("a.example"))
+            s.dialback_passphrase()
+            files = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+            for f in files:
+                assert f.exists(), f
+                assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    finally:
+        os.umask(old)
+
+
+def test_missing_directories_are_created_private(tmp_path: Path) -> None:
+    db = tmp_path / "new" / "dir" / "fedgate.sqlite3"
+    s = open_store(db)
+    s.add_partner(Partner("a.example"))
+    s.close()
+    assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+
+
+def test_schema_is_versioned(db: Path) -> None:
+    with SqliteStore(db):
+        pass
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SchemaTooNew) as info:
+        SqliteStore(db)
+    assert info.value.found == SCHEMA_VERSION + 1
+
+
+def _add_many(db: str, prefix: str, count: int) -> None:
+    with SqliteStore(db) as s:
+        for i in range(count):
+            s.add_partner(Partner(f"{prefix}{i}.example", additional_domains=(f"alias-{prefix}{i}.example",)))
+            if i % 10 == 0:
+                s.update_gateway(keepalive_interval=100 + i)
+
+
+@pytest.mark.slow
+def test_concurrent_processes_lose_nothing(db: Path) -> None:
+    """Four processes, each its own connection, all starting on a file that does not exist yet."""
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_add_many, args=(str(db), f"w{n}-", 60)) for n in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    assert [w.exitcode for w in workers] == [0, 0, 0, 0]
+    with SqliteStore(db) as s:
+        partners = s.list_partners()
+        assert len(partners) == 240
+        assert all(s.find_partner(f"alias-{p.domain}") == p for p in partners)
+        assert s.revision() == 240 + 4 * 6  # every change counted once
+        conn = sqlite3.connect(db)
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        conn.close()
