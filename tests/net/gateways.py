@@ -66,9 +66,10 @@ async def make_node(
 
 async def settle(gateways: list[Gateway]) -> None:
     """Close every stream and wait until the gateways have let go of them."""
-    for g in gateways:
-        g.close_streams()
-    for _ in range(200):
+    for _ in range(500):
+        # Close again each round: a dialback connect-back still under way may open one more stream.
+        for g in gateways:
+            g.close_streams()
         if all(not g.links and not g._inbound_machines for g in gateways):
             return
         await asyncio.sleep(0.01)
