@@ -12,8 +12,8 @@ from .output import FORMATS_TABLE_JSON, FORMATS_WITH_CSV, key_values, note_line,
 from .types import FieldType, LineUsageError, choice
 
 
-def _methods(evaluation: Evaluation) -> str:
-    return " ".join(m.value for m in evaluation.expected_methods) or "-"
+def _methods(evaluation: Evaluation, none: str = "-") -> str:
+    return " ".join(m.value for m in evaluation.expected_methods) or none
 
 
 @click.group()
@@ -35,7 +35,7 @@ def matrix(fmt: str) -> None:
             to_csv(
                 headers,
                 (
-                    [e.settings.tls.value, e.settings.sasl.value, str(e.settings.dialback).lower(), _methods(e),
+                    [e.settings.tls.value, e.settings.sasl.value, str(e.settings.dialback).lower(), _methods(e, ""),
                      str(e.valid).lower(), " ".join(n.value for n in e.notes)]
                     for e in rows
                 ),
