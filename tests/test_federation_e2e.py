@@ -1,0 +1,129 @@
+"""End to end on loopback: a component behind gateway A sends a message to a component behind gateway B
+over S2S, for each of the three methods, and the reply comes back; undeliverable stanzas come back as
+errors, never dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from fedgate.certs import TestCA
+from fedgate.policy import Method, Settings
+from fedgate.s2s import Authenticated
+
+from .net.components import EchoComponent, error_condition
+from .net.gateways import Node, make_node, settle
+
+ROUTES = {"a.test": "127.0.0.12:5269", "b.test": "127.0.0.13:5269"}
+FORCING = {
+    Method.SASL_TLS: "required/required/false",
+    Method.TLS_DIALBACK: "required/not_supported/true",
+    Method.TCP_DIALBACK: "not_supported/not_supported/true",
+}
+
+
+async def _pair(tmp: Path) -> tuple[Node, Node, EchoComponent, EchoComponent]:
+    ca = TestCA.create(tmp / "ca")
+    a = await make_node(tmp, ca, "a.test", "127.0.0.12", ROUTES, component_port=5347)
+    b = await make_node(tmp, ca, "b.test", "127.0.0.13", ROUTES, component_port=5347)
+    ca_comp = EchoComponent("a.test", "secret", "127.0.0.12", 5347)
+    cb_comp = EchoComponent("b.test", "secret", "127.0.0.13", 5347)
+    await ca_comp.start()
+    await cb_comp.start()
+    return a, b, ca_comp, cb_comp
+
+
+def _methods(node: Node, direction: str) -> set[Method]:
+    return {e.method for d, e in node.events if d == direction and isinstance(e, Authenticated)}
+
+
+@pytest.mark.parametrize("method", list(Method), ids=[m.value for m in Method])
+def test_message_and_reply_through_two_gateways(tmp_path: Path, method: Method) -> None:
+    async def main() -> None:
+        a, b, comp_a, comp_b = await _pair(tmp_path)
+        try:
+            settings = Settings.parse_triple(FORCING[method])
+            a.set_partner("b.test", settings, partner_type="federated")
+            b.set_partner("a.test", settings, partner_type="federated")
+            started = time.monotonic()
+            comp_a.say("alice@a.test/desk", "bob@b.test", f"ping {method.value}")
+            got = await comp_b.next_message()
+            assert str(got["body"]) == f"ping {method.value}"
+            assert str(got["from"]) == "alice@a.test/desk"
+            reply = await comp_a.next_message()
+            assert str(reply["body"]) == f"pong {method.value}"
+            assert str(reply["from"]) == "bob@b.test"
+            assert time.monotonic() - started < 10
+            # Each direction authenticated its own stream with the expected method, on both sides.
+            assert _methods(a, "out") == {method} and _methods(b, "in") == {method}
+            assert _methods(b, "out") == {method} and _methods(a, "in") == {method}
+            live = {(s["direction"], s["method"]) for s in a.gateway.live_streams()}
+            assert ("out", method.value) in live and ("in", method.value) in live
+            for s in a.gateway.live_streams():
+                assert s["tls_version"] == (None if method is Method.TCP_DIALBACK else "TLSv1.3")
+        finally:
+            await comp_a.stop()
+            await comp_b.stop()
+            await settle([a.gateway, b.gateway])
+            await a.gateway.stop()
+            await b.gateway.stop()
+
+    asyncio.run(main())
+
+
+def test_undeliverable_stanzas_are_bounced(tmp_path: Path) -> None:
+    async def main() -> None:
+        a, b, comp_a, comp_b = await _pair(tmp_path)
+        try:
+            a.set_partner("b.test", Settings.parse_triple("required/required/false"), partner_type="federated")
+            b.set_partner("a.test", Settings.parse_triple("not_supported/not_supported/true"),
+                          partner_type="federated")
+            # No common method: the queued message comes back to its sender with an error.
+            comp_a.say("alice@a.test", "bob@b.test", "never arrives")
+            err = await comp_a.next_error()
+            assert error_condition(err) == "remote-server-not-found"
+            assert str(err["from"]) == "bob@b.test"
+            # A domain that is not a partner at all.
+            comp_a.say("alice@a.test", "carol@c.test", "nobody there")
+            err = await comp_a.next_error()
+            assert error_condition(err) == "remote-server-not-found"
+            assert comp_b.received.empty()
+        finally:
+            await comp_a.stop()
+            await comp_b.stop()
+            await settle([a.gateway, b.gateway])
+            await a.gateway.stop()
+            await b.gateway.stop()
+
+    asyncio.run(main())
+
+
+def test_public_unverified_partner_needs_prior_authorization(tmp_path: Path) -> None:
+    async def main() -> None:
+        a, b, comp_a, comp_b = await _pair(tmp_path)
+        try:
+            s = Settings.parse_triple("required/required/false")
+            a.set_partner("b.test", s, partner_type="federated")
+            b.set_partner("a.test", s, partner_type="public_unverified")
+            comp_a.say("alice@a.test", "bob@b.test", "hello stranger")
+            err = await comp_a.next_error()
+            assert error_condition(err) == "subscription-required"
+            assert comp_b.received.empty()
+            # bob reaches out first (a subscription request), which the gateway records...
+            comp_b.send_presence(pto="alice@a.test", pfrom="bob@b.test", ptype="subscribe")
+            await asyncio.sleep(0.3)
+            # ...and now alice's messages reach him.
+            comp_a.say("alice@a.test", "bob@b.test", "hello again")
+            got = await comp_b.next_message()
+            assert str(got["body"]) == "hello again"
+        finally:
+            await comp_a.stop()
+            await comp_b.stop()
+            await settle([a.gateway, b.gateway])
+            await a.gateway.stop()
+            await b.gateway.stop()
+
+    asyncio.run(main())
