@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from . import cli as _cli
 from . import ops as _ops
 from . import policy as _policy
+from . import router as _router
 from . import s2s as _s2s
 
 LANGUAGES: tuple[str, ...] = ("en", "zh-TW", "ja")
@@ -31,7 +32,9 @@ def _merge(*tables: Mapping[str, Mapping[str, str]]) -> dict[str, Mapping[str, s
     return merged
 
 
-CATALOGUE: dict[str, Mapping[str, str]] = _merge(_policy.MESSAGES, _cli.MESSAGES, _s2s.MESSAGES, _ops.MESSAGES)
+CATALOGUE: dict[str, Mapping[str, str]] = _merge(
+    _policy.MESSAGES, _cli.MESSAGES, _s2s.MESSAGES, _ops.MESSAGES, _router.MESSAGES
+)
 
 
 def normalize_language(value: str | None) -> str | None:
