@@ -30,6 +30,11 @@ EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 
+# click >= 8.2 raises this for a group run without a subcommand.
+_NO_ARGS_IS_HELP: type[click.UsageError] = getattr(
+    click.exceptions, "NoArgsIsHelpError", type("_Never", (click.UsageError,), {})
+)
+
 
 def store_error_text(error: StoreError) -> str:
     if isinstance(error, PartnerExists):
@@ -80,6 +85,9 @@ class FedgateGroup(click.Group):
         extra["standalone_mode"] = False
         try:
             result = super().main(args, prog_name or "fedgate", **extra)
+        except _NO_ARGS_IS_HELP as error:  # a bare group: its help, as click shows it
+            click.echo(error.format_message(), err=True)
+            sys.exit(EXIT_USAGE)
         except click.UsageError as error:
             click.echo(error_line(usage_error_text(error)), err=True)
             sys.exit(EXIT_USAGE)

@@ -23,13 +23,16 @@ _BOOLEAN_FIELDS = {f.name for f in dataclasses.fields(GatewaySettings) if f.type
 
 def _gateway_options(f: F) -> F:
     """One option per gateway field, named after it (``--keepalive-interval``), checked by the field's parser."""
+    defaults = GatewaySettings().as_dict()
     for name in reversed(list(GATEWAY_FIELDS)):
         flag = name.replace("_", "-")
+        shown = "generated on first use" if name == "dialback_passphrase" else str(defaults[name]).lower()
+        help_text = f"Default: {shown}."
         if name in _BOOLEAN_FIELDS:
-            f = click.option(f"--{flag}/--no-{flag}", name, default=None)(f)
+            f = click.option(f"--{flag}/--no-{flag}", name, default=None, help=help_text)(f)
         else:
-            metavar = _METAVARS.get(name, "N")
-            f = click.option(f"--{flag}", name, type=FieldType(name, GATEWAY_FIELDS[name], metavar))(f)
+            field_type = FieldType(name, GATEWAY_FIELDS[name], _METAVARS.get(name, "N"))
+            f = click.option(f"--{flag}", name, type=field_type, help=help_text)(f)
     return f
 
 

@@ -23,6 +23,9 @@ FORMAT_OPTION = click.option(
 )
 
 
+_LEVELS = "required|optional|not_supported"
+
+
 def _field(name: str, metavar: str) -> FieldType:
     return FieldType(name, PARTNER_FIELDS[name], metavar)
 
@@ -36,15 +39,13 @@ def _domains_option(flag: str, dest: str, help_text: str) -> Callable[[F], F]:
 def _partner_options(f: F) -> F:
     """The field options ``new`` and ``set`` share; on ``set`` only those given change."""
     options = [
-        click.option("--tls", type=_field("tls", "required|optional|not_supported"), help="TLS (default: required)."),
-        click.option(
-            "--sasl", type=_field("sasl", "required|optional|not_supported"), help="SASL EXTERNAL (default: required)."
-        ),
-        click.option("--dialback/--no-dialback", default=None, help="Server Dialback (default: on)."),
+        click.option("--tls", type=_field("tls", _LEVELS), help="TLS (new partners: required)."),
+        click.option("--sasl", type=_field("sasl", _LEVELS), help="SASL EXTERNAL (new partners: required)."),
+        click.option("--dialback/--no-dialback", default=None, help="Server Dialback (new partners: on)."),
         click.option(
             "--partner-type",
             type=_field("partner_type", "|".join(p.value for p in PartnerType)),
-            help="Trust level (default: public_unverified).",
+            help="Trust level (new partners: public_unverified).",
         ),
         click.option(
             "--proxy-fqdn",
@@ -52,7 +53,7 @@ def _partner_options(f: F) -> F:
             help="Static route that overrides DNS; an empty value removes it.",
         ),
         click.option(
-            "--keepalive/--no-keepalive", "enable_keepalive", default=None, help="Send keepalives (default: on)."
+            "--keepalive/--no-keepalive", "enable_keepalive", default=None, help="Send keepalives (new partners: on)."
         ),
         click.option(
             "--connection-limit",
