@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -23,7 +24,7 @@ from .errors import StreamError
 from .explain import exclusion_text
 from .i18n import t
 from .partners import GatewaySettings, Partner, PartnerType
-from .policy import Method, Settings
+from .policy import Method, Settings, allows
 from .resolver import ResolutionError, Resolver, Target
 from .router import (
     DeliverToComponent,
@@ -52,7 +53,8 @@ from .s2s import (
     TlsInfo,
     VerifyRequest,
 )
-from .stanza import error_reply
+from .s2s.base import StreamMachine
+from .stanza import error_condition, error_reply
 from .tls import Credentials, TlsContext, TlsError, TlsSession, TrustAnchors, client_context, server_context
 
 log = logging.getLogger("fedgate")
@@ -127,6 +129,20 @@ class StreamRecord:
         }
 
 
+@dataclass
+class GatewayStats:
+    """Counters the metrics endpoint reads at scrape time (plain ints: nothing on the hot path but +=)."""
+
+    stanzas_in: int = 0
+    stanzas_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    bounces: Counter[str] = field(default_factory=Counter)
+    negotiation_failures: Counter[str] = field(default_factory=Counter)
+    authentications: Counter[tuple[str, str]] = field(default_factory=Counter)  # (direction, method)
+    dropped: int = 0
+
+
 class PolicySnapshot:
     """Partners and gateway settings read once from the store; replaced whole when the store changes."""
 
@@ -160,7 +176,10 @@ class PolicySnapshot:
 class _Connection:
     """A socket with an optional TLS session over memory BIOs; plaintext in and out."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stats: GatewayStats | None = None
+    ) -> None:
+        self.stats = stats if stats is not None else GatewayStats()
         self.reader = reader
         self.writer = writer
         self.tls: TlsSession | None = None
@@ -169,6 +188,7 @@ class _Connection:
     def write(self, plaintext: bytes) -> None:
         if not plaintext or self.writer.is_closing():
             return
+        self.stats.bytes_out += len(plaintext)
         if self.tls is not None and self.tls.handshake_complete:
             self.tls.send(plaintext)
             self.writer.write(self.tls.data_to_send())
@@ -187,6 +207,7 @@ class _Connection:
             raw = await asyncio.wait_for(self.reader.read(_READ_SIZE), timeout)
             if not raw:
                 return None
+            self.stats.bytes_in += len(raw)
             if self.tls is None:
                 return raw
             was_complete = self.tls.handshake_complete
@@ -247,6 +268,7 @@ class _OutboundLink:
             self.conn.write(self.machine.data_to_send())
             if self.record is not None:
                 self.record.stanzas_out += 1
+            self.gateway.stats.stanzas_out += 1
             return
         if len(self.queue) >= MAX_QUEUE:
             self.gateway.bounce(stanza, "resource-constraint", "too many stanzas waiting for this partner")
@@ -273,7 +295,7 @@ class Gateway:
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._inbound_machines: dict[int, tuple[InboundStream, _Connection]] = {}
-        self.dropped: list[tuple[Element, str]] = []
+        self.stats = GatewayStats()
         creds = {d.domain: d.credentials for d in config.domains.values() if d.credentials is not None}
         self._server_tls = server_context(creds, config.trust) if creds else None
         self._client_tls: dict[str, TlsContext] = {
@@ -282,14 +304,47 @@ class Gateway:
         # Listeners for callers (tests, metrics): called with each S2S event as it happens.
         self.listeners: list[Callable[[str, S2SEvent], None]] = []
 
+    def replace_credentials(self, config: GatewayConfig) -> None:
+        """SIGHUP: new certificates and trust anchors for new connections; live streams keep theirs."""
+        self.config.trust = config.trust
+        self.config.domains = config.domains
+        creds = {d.domain: d.credentials for d in config.domains.values() if d.credentials is not None}
+        self._server_tls = server_context(creds, config.trust) if creds else None
+        self._client_tls = {d.domain: client_context(d.credentials, config.trust) for d in config.domains.values()}
+
     # -- policy ------------------------------------------------------------------------------------------------
     def policy_directory(self) -> _Directory:
         return _Directory(self)
 
     def reload(self) -> None:
-        """Re-read partners and gateway settings when the store changed (cheap when it did not)."""
-        if self.source.revision() != self.policy.revision:
-            self.policy = PolicySnapshot(self.source)
+        """Re-read partners and gateway settings when the store changed (cheap when it did not). New streams
+        use the new settings; a live stream whose method the new settings no longer allow is closed with
+        ``policy-violation``."""
+        if self.source.revision() == self.policy.revision:
+            return
+        self.policy = PolicySnapshot(self.source)
+        for record in list(self.streams.values()):
+            if record.method is None or record.remote_domain is None:
+                continue
+            settings = self.policy.settings_for(record.remote_domain)
+            if settings is None or not allows(settings, record.method):
+                log.warning("%s", t("s2s.closed_by_policy_change", None, partner=record.remote_domain,
+                                    method=record.method.value))
+                self._close_record(record, "policy-violation", "partner settings changed")
+
+    def _close_record(self, record: StreamRecord, condition: str, text: str) -> None:
+        machine: StreamMachine | None = None
+        conn: _Connection | None = None
+        if record.direction == "in" and record.id in self._inbound_machines:
+            machine, conn = self._inbound_machines[record.id]
+        else:
+            for link in self.links.values():
+                if link.record is record:
+                    machine, conn = link.machine, link.conn
+        if machine is not None and conn is not None and not machine.closed:
+            machine.close(condition, text)
+            conn.write(machine.data_to_send())
+            conn.writer.close()
 
     @property
     def settings(self) -> GatewaySettings:
@@ -321,22 +376,32 @@ class Gateway:
         return out
 
     async def stop(self) -> None:
+        """Stop accepting; bounce what is still queued; close every stream with ``</stream:stream>``."""
         for server in self._servers:
             server.close()
         for link in list(self.links.values()):
-            for stanza in link.queue:
-                self.bounce(stanza, "remote-server-timeout", "the gateway is shutting down")
-            link.queue.clear()
+            if not link.ready:
+                queued, link.queue = link.queue, []
+                for stanza in queued:
+                    self.bounce(stanza, "remote-server-timeout", "the gateway is shutting down")
+        for link in list(self.links.values()):
             if link.machine is not None and link.conn is not None and not link.machine.closed:
-                link.machine.close("system-shutdown")
+                link.machine.close()
                 link.conn.write(link.machine.data_to_send())
         for machine, conn in list(self._inbound_machines.values()):
             if not machine.closed:
-                machine.close("system-shutdown")
+                machine.close()
                 conn.write(machine.data_to_send())
         for comp, conn in list(self.components.values()):
             comp.close("system-shutdown")
             conn.write(comp.data_to_send())
+        # Give peers a moment to read our closing tags, then let the sockets go.
+        await asyncio.sleep(0.05)
+        for _, conn in list(self._inbound_machines.values()):
+            conn.writer.close()
+        for link in list(self.links.values()):
+            if link.conn is not None:
+                link.conn.writer.close()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -380,6 +445,8 @@ class Gateway:
     # -- routing -----------------------------------------------------------------------------------------------
     def route(self, stanza: Element, origin: Origin) -> None:
         for action in self.router.route(stanza, origin):
+            if not isinstance(action, Dropped) and action.stanza is not stanza:
+                self.stats.bounces[error_condition(action.stanza) or "undefined-condition"] += 1
             if isinstance(action, DeliverToComponent):
                 entry = self.components.get(action.domain)
                 if entry is None:
@@ -391,18 +458,19 @@ class Gateway:
             elif isinstance(action, SendToPartner):
                 self.send_to_partner(action.local_domain, action.remote_domain, action.stanza)
             elif isinstance(action, Dropped):
-                # Never silent: an error that cannot itself be bounced is logged and counted.
-                self.dropped.append((action.stanza, action.reason))
-                log.info("not bounced (error stanzas are never answered with errors): %s", action.reason)
+                # Never silent: what cannot be bounced is logged and counted.
+                self.stats.dropped += 1
+                log.info("stanza not bounced: %s", action.reason)
 
     def bounce(self, stanza: Element, condition: str, text: str | None = None) -> None:
         """Return ``stanza`` to its sender with an RFC 6120 error. The reply goes straight back the way the
         stanza came (a component, or the partner's stream); an error is never answered with an error."""
         reply = error_reply(stanza, condition, text=text)
         if reply is None:
-            self.dropped.append((stanza, condition))
+            self.stats.dropped += 1
             log.info("undeliverable error stanza not bounced (%s)", condition)
             return
+        self.stats.bounces[condition] += 1
         to_domain, from_domain = _domain(reply.get("to")), _domain(reply.get("from"))
         entry = self.components.get(to_domain)
         if entry is not None:
@@ -413,7 +481,7 @@ class Gateway:
             local = from_domain if from_domain in self.config.domains else next(iter(self.config.domains))
             self.send_to_partner(local, to_domain, reply)
         else:
-            self.dropped.append((reply, "sender unreachable"))
+            self.stats.dropped += 1
             log.info("bounce (%s) for %s not deliverable: sender unreachable", condition, to_domain)
 
     def send_to_partner(self, local_domain: str, remote_domain: str, stanza: Element) -> None:
@@ -430,7 +498,7 @@ class Gateway:
         return len(self._inbound_machines) + sum(1 for link in self.links.values() if link.conn is not None)
 
     async def _accept_s2s(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _Connection(reader, writer)
+        conn = _Connection(reader, writer, self.stats)
         machine = InboundStream(self._context())
         record = self._new_record("in", None, None)
         key = record.id
@@ -493,6 +561,7 @@ class Gateway:
                     continue
                 conn.begin_tls(self._server_tls, server_side=True, server_name=None)
             elif isinstance(ev, Authenticated):
+                self.stats.authentications[("in", ev.method.value)] += 1
                 record.method = ev.method
                 record.authenticated_at = time.time()
                 log.info("%s", t("s2s.authenticated", None, partner=ev.remote_domain, direction="in",
@@ -501,6 +570,7 @@ class Gateway:
                 self._spawn(self._connect_back(machine, conn, record, ev))
             elif isinstance(ev, StanzaReceived):
                 record.stanzas_in += 1
+                self.stats.stanzas_in += 1
                 self.route(ev.element, FromPartner(ev.from_domain))
             elif isinstance(ev, NegotiationFailed):
                 self._log_failure(ev)
@@ -566,7 +636,7 @@ class Gateway:
                 reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(target.host, target.port, local_addr=local_addr), 10
                 )
-                return _Connection(reader, writer)
+                return _Connection(reader, writer, self.stats)
             except (OSError, TimeoutError) as exc:
                 last = exc
         raise OSError(f"could not connect to any address of {remote_domain}: {last}")
@@ -678,6 +748,7 @@ class Gateway:
                     ctx = client_context(None, self.config.trust)
                 conn.begin_tls(ctx, server_side=False, server_name=machine.remote_domain)
             elif isinstance(ev, Authenticated) and link is not None:
+                self.stats.authentications[("out", ev.method.value)] += 1
                 log.info("%s", t("s2s.authenticated", None, partner=ev.remote_domain, direction="out",
                                  method=ev.method.value))
                 if link.record is not None:
@@ -691,13 +762,14 @@ class Gateway:
                 self._log_failure(ev)
 
     def _log_failure(self, ev: NegotiationFailed) -> None:
+        self.stats.negotiation_failures[ev.detail] += 1
         reasons = "; ".join(exclusion_text(e) for e in ev.excluded) or ev.detail
         log.warning("%s", t("s2s.negotiation_failed", None, partner=ev.remote_domain, direction=ev.direction,
                             reasons=reasons))
 
     # -- components --------------------------------------------------------------------------------------------
     async def _accept_component(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _Connection(reader, writer)
+        conn = _Connection(reader, writer, self.stats)
         secrets = {d.domain: d.component_secret for d in self.config.domains.values() if d.component_secret}
         machine = component_proto.ComponentStream(secrets)
         domain: str | None = None

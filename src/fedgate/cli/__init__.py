@@ -23,6 +23,7 @@ from .gateway import gateway
 from .output import error_line, note_line
 from .partner import partner
 from .policy import policy
+from .serve import serve, status
 from .state import State
 from .types import FieldType, LineUsageError, ValueUsageError, setting_error_text
 
@@ -135,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     cli.main(args=list(argv) if argv is not None else None, prog_name="fedgate")
 
 
-for _command in (partner, gateway, policy):
+for _command in (partner, gateway, policy, serve, status):
     cli.add_command(_command)
 
 __all__ = ["EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "cli", "main"]

@@ -17,6 +17,7 @@ from . import ops as _ops
 from . import policy as _policy
 from . import router as _router
 from . import s2s as _s2s
+from . import serve as _serve
 
 LANGUAGES: tuple[str, ...] = ("en", "zh-TW", "ja")
 DEFAULT_LANGUAGE = "en"
@@ -33,7 +34,7 @@ def _merge(*tables: Mapping[str, Mapping[str, str]]) -> dict[str, Mapping[str, s
 
 
 CATALOGUE: dict[str, Mapping[str, str]] = _merge(
-    _policy.MESSAGES, _cli.MESSAGES, _s2s.MESSAGES, _ops.MESSAGES, _router.MESSAGES
+    _policy.MESSAGES, _cli.MESSAGES, _s2s.MESSAGES, _ops.MESSAGES, _router.MESSAGES, _serve.MESSAGES
 )
 
 

@@ -16,6 +16,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh-TW": "已拒絕來自 {partner} 的串流（{condition}）：{text}",
         "ja": "{partner} からのストリームを拒否しました（{condition}）：{text}",
     },
+    "s2s.closed_by_policy_change": {
+        "en": "closing the stream with {partner}: its settings no longer allow {method}",
+        "zh-TW": "正在關閉與 {partner} 的串流：其設定已不再允許 {method}",
+        "ja": "{partner} とのストリームを閉じます：設定が {method} を許可しなくなりました",
+    },
     "component.connected": {
         "en": "component {domain} connected",
         "zh-TW": "元件 {domain} 已連線",
