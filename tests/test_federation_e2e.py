@@ -115,6 +115,8 @@ def test_public_unverified_partner_needs_prior_authorization(tmp_path: Path) -> 
             # bob reaches out first (a subscription request), which the gateway records...
             comp_b.send_presence(pto="alice@a.test", pfrom="bob@b.test", ptype="subscribe")
             await asyncio.sleep(0.3)
+            # ...in its store...
+            assert ("bob@b.test", "alice@a.test") in b.store.authorizations()
             # ...and now alice's messages reach him.
             comp_a.say("alice@a.test", "bob@b.test", "hello again")
             got = await comp_b.next_message()

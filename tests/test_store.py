@@ -256,3 +256,32 @@ def test_concurrent_processes_lose_nothing(db: Path) -> None:
         conn = sqlite3.connect(db)
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         conn.close()
+
+
+def test_authorizations_are_recorded_once_and_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "a.sqlite3"
+    store = SqliteStore(path)
+    before = store.revision()
+    store.record_authorization("bob@b.test", "alice@a.test")
+    store.record_authorization("bob@b.test", "alice@a.test")
+    assert store.revision() == before  # not a settings change: gateways need not reload
+    store.close()
+    assert SqliteStore(path).authorizations() == [("bob@b.test", "alice@a.test")]
+
+
+def test_a_version_1_database_is_migrated_keeping_its_partners(tmp_path: Path) -> None:
+    from fedgate.store.sqlite import MIGRATIONS
+
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO partners VALUES ('p.test', 'required', 'required', 1, 'federated', NULL, 1, NULL, '')")
+    conn.execute("INSERT INTO partner_names VALUES ('p.test', 'p.test', 0)")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    store = SqliteStore(path)
+    assert store.get_partner("p.test").partner_type.value == "federated"
+    store.record_authorization("x@b.test", "y@p.test")
+    assert store.authorizations() == [("x@b.test", "y@p.test")]

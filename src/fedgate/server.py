@@ -31,7 +31,6 @@ from .router import (
     Dropped,
     FromComponent,
     FromPartner,
-    MemoryAuthorizationBook,
     Origin,
     PartnerInfo,
     Router,
@@ -73,6 +72,27 @@ class PartnerSource(Protocol):
     def dialback_passphrase(self) -> str: ...
 
     def revision(self) -> int: ...
+
+    def record_authorization(self, local_bare: str, remote_bare: str) -> None: ...
+
+    def authorizations(self) -> list[tuple[str, str]]: ...
+
+
+class StoredAuthorizationBook:
+    """The router's authorization book kept in the store, read once and written through: lookups stay in
+    memory on the stanza path, and what a user authorised survives a restart."""
+
+    def __init__(self, source: PartnerSource) -> None:
+        self._source = source
+        self._pairs = set(source.authorizations())
+
+    def record(self, local_bare: str, remote_bare: str) -> None:
+        if (local_bare, remote_bare) not in self._pairs:
+            self._pairs.add((local_bare, remote_bare))
+            self._source.record_authorization(local_bare, remote_bare)
+
+    def is_authorized(self, local_bare: str, remote_bare: str) -> bool:
+        return (local_bare, remote_bare) in self._pairs
 
 
 @dataclass(frozen=True)
@@ -281,7 +301,7 @@ class Gateway:
         self.config = config
         self.source = source
         self.policy = PolicySnapshot(source)
-        self.authorizations = MemoryAuthorizationBook()
+        self.authorizations = StoredAuthorizationBook(source)
         self.components: dict[str, tuple[component_proto.ComponentStream, _Connection]] = {}
         self.router = Router(
             local_domains=lambda: self.config.domains.keys(),

@@ -94,6 +94,14 @@ class PartnerStore(Protocol):
         """The dialback secret; generated with ``secrets`` and stored on first use."""
         ...
 
+    def record_authorization(self, local_bare: str, remote_bare: str) -> None:
+        """Remember that a local user reached out to a remote contact (public_unverified partners)."""
+        ...
+
+    def authorizations(self) -> list[tuple[str, str]]:
+        """Every recorded (local bare JID, remote bare JID)."""
+        ...
+
     def revision(self) -> int:
         """A number that grows with every change to partners or gateway settings, from any process."""
         ...

@@ -52,6 +52,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE revision (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL)",
         "INSERT INTO revision (id, value) VALUES (1, 0)",
     ),
+    # 1 -> 2: who each local user has reached out to (public_unverified partners may write only to them).
+    (
+        """CREATE TABLE authorizations (
+            local_bare TEXT NOT NULL,
+            remote_bare TEXT NOT NULL,
+            created REAL NOT NULL,
+            PRIMARY KEY (local_bare, remote_bare)
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -244,6 +253,18 @@ class SqliteStore:
             return partners
         wanted = pattern.strip().lower()
         return [p for p in partners if any(fnmatch.fnmatchcase(name, wanted) for name in p.domains)]
+
+    def record_authorization(self, local_bare: str, remote_bare: str) -> None:
+        # Not a settings change: running gateways need not reload for it.
+        with self._transaction(bump=False) as db:
+            db.execute(
+                "INSERT OR IGNORE INTO authorizations (local_bare, remote_bare, created) VALUES (?, ?, ?)",
+                (local_bare, remote_bare, time.time()),
+            )
+
+    def authorizations(self) -> list[tuple[str, str]]:
+        rows = self._db.execute("SELECT local_bare, remote_bare FROM authorizations ORDER BY created").fetchall()
+        return [(str(a), str(b)) for a, b in rows]
 
     def remove_partner(self, domain: str) -> Partner:
         key = normalize_domain(domain)
