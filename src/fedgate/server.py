@@ -535,8 +535,9 @@ class Gateway:
             log.info("inbound stream from %s ended: %s", record.remote_domain or "?", exc)
         except TimeoutError:
             if not machine.closed:
-                machine.close("connection-timeout")
+                events = machine.close("connection-timeout")
                 conn.write(machine.data_to_send())
+                self._inbound_events(machine, conn, record, events)
         finally:
             self._inbound_machines.pop(key, None)
             self.streams.pop(key, None)

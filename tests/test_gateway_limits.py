@@ -1,0 +1,142 @@
+"""Deadlines and limits on real sockets: establishment time-out (queued stanzas bounced), connection limits,
+inactivity time-out and whitespace keep-alives."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from xml.etree.ElementTree import Element
+
+from fedgate.certs import TestCA
+from fedgate.policy import Settings
+from fedgate.s2s import Authenticated, StreamClosed
+
+from .net.components import EchoComponent, error_condition
+from .net.gateways import make_node
+
+ROUTES = {"a.test": "127.0.0.16:5269", "b.test": "127.0.0.17:5269"}
+HEADER = (
+    b"<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "
+    b"from='b.test' to='a.test' version='1.0'>"
+)
+
+
+async def _read_all(reader: asyncio.StreamReader, timeout: float = 5) -> bytes:
+    data = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = await asyncio.wait_for(reader.read(65536), deadline - time.monotonic())
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_silent_partner_times_out_and_queued_stanzas_are_bounced(tmp_path: Path) -> None:
+    async def main() -> None:
+        ca = TestCA.create(tmp_path / "ca")
+        a = await make_node(tmp_path, ca, "a.test", "127.0.0.16", ROUTES, component_port=5347)
+        a.store.update_gateway(stream_establishment_timeout=1)
+        a.set_partner("b.test", Settings.parse_triple("required/required/false"))
+        accepted: list[asyncio.StreamWriter] = []
+
+        async def silent(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            accepted.append(w)  # accept, then say nothing at all
+
+        server = await asyncio.start_server(silent, "127.0.0.17", 5269)
+        comp = EchoComponent("a.test", "secret", "127.0.0.16", 5347)
+        await comp.start()
+        try:
+            started = time.monotonic()
+            for i in range(3):
+                comp.say("alice@a.test", "bob@b.test", f"queued {i}")
+            conditions = [error_condition(await comp.next_error(5)) for _ in range(3)]
+            assert conditions == ["remote-server-timeout"] * 3
+            assert 0.9 < time.monotonic() - started < 4
+            assert accepted, "the gateway did connect"
+        finally:
+            await comp.stop()
+            server.close()
+            await a.gateway.stop()
+
+    asyncio.run(main())
+
+
+def test_partner_connection_limit_and_total_limit(tmp_path: Path) -> None:
+    async def main() -> None:
+        ca = TestCA.create(tmp_path / "ca")
+        a = await make_node(tmp_path, ca, "a.test", "127.0.0.16", ROUTES)
+        a.set_partner("b.test", Settings.parse_triple("optional/optional/true"))
+        a.store.update_gateway(partner_connection_limit=1)
+        a.gateway.reload()
+        try:
+            r1, w1 = await asyncio.open_connection("127.0.0.16", 5269)
+            w1.write(HEADER)
+            first = await asyncio.wait_for(r1.read(4096), 5)
+            assert b"<stream:features" in first and b"resource-constraint" not in first
+            r2, w2 = await asyncio.open_connection("127.0.0.16", 5269)
+            w2.write(HEADER)
+            second = await _read_all(r2)
+            assert b"<resource-constraint" in second and second.endswith(b"</stream:stream>")
+
+            a.store.update_gateway(partner_connection_limit=20, connection_limit=1)
+            a.gateway.reload()
+            r3, w3 = await asyncio.open_connection("127.0.0.16", 5269)
+            third = await _read_all(r3)
+            assert b"<resource-constraint" in third
+            for w in (w1, w2, w3):
+                w.close()
+        finally:
+            await a.gateway.stop()
+
+    asyncio.run(main())
+
+
+def test_idle_stream_closes_unless_kept_alive(tmp_path: Path) -> None:
+    async def main() -> None:
+        ca = TestCA.create(tmp_path / "ca")
+        a = await make_node(tmp_path, ca, "a.test", "127.0.0.16", ROUTES)
+        b = await make_node(tmp_path, ca, "b.test", "127.0.0.17", ROUTES)
+        s = Settings.parse_triple("required/required/false")
+        b.set_partner("a.test", s)
+        b.store.update_gateway(stream_inactivity_timeout=2)
+        b.gateway.reload()
+        a.store.update_gateway(keepalive_interval=1)
+        try:
+            # With keep-alives every second, b's 2 s inactivity limit never fires.
+            a.set_partner("b.test", s, enable_keepalive=True)
+            a.gateway.send_to_partner("a.test", "b.test", _presence())
+            await _wait(lambda: any(isinstance(e, Authenticated) for _, e in a.events))
+            await asyncio.sleep(3.5)
+            assert not any(isinstance(e, StreamClosed) for _, e in b.events), b.events
+            a.gateway.close_streams()
+            await _wait(lambda: not a.gateway.links and not b.gateway._inbound_machines)
+            b.events.clear()
+            # Without them, b closes the idle stream with connection-timeout.
+            a.set_partner("b.test", s, enable_keepalive=False)
+            a.gateway.send_to_partner("a.test", "b.test", _presence())
+            await _wait(lambda: any(isinstance(e, StreamClosed) for _, e in b.events), 6)
+            closed = [e for _, e in b.events if isinstance(e, StreamClosed)]
+            assert closed[0].condition == "connection-timeout"
+        finally:
+            await a.gateway.stop()
+            await b.gateway.stop()
+
+    asyncio.run(main())
+
+
+def _presence() -> Element:
+    return Element("{jabber:server}presence", {"from": "x@a.test", "to": "y@b.test"})
+
+
+async def _wait(predicate: Callable[[], bool], timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.02)
