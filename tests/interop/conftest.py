@@ -8,7 +8,8 @@ here (not installed, not root); elsewhere they skip with the reason. That rule l
   ``prosody_policy``, reset for this test (S2S streams closed, log helpers starting now).
 * ``prosody_policy``: :class:`ProsodyPolicy` (default TLS optional, SASL optional, dialback on); override with
   ``@pytest.mark.parametrize("prosody_policy", [ProsodyPolicy("required", "required", False)])``.
-* ``prosody_pool`` (session): ``get(policy, domain=..., ip=..., extra_options=...)`` for more instances.
+* ``prosody_pool`` (session): ``get(policy, domain=..., ip=..., extra_options=..., cert_options=...)`` for
+  other instances (each started on first use; one per address at a time).
 * ``interop_ca`` (session): the :class:`fedgate.certs.TestCA` every peer trusts.
 * ``interop_hosts`` (session): the :class:`HostsFile` with gw.test, prosody.test, peer.test. Prosody reads
   /etc/hosts only when it starts: add further domains with ``prosody_pool.add_hosts({domain: ip})``, which
@@ -109,10 +110,12 @@ class ProsodyPool:
         domain: str = PROSODY_DOMAIN,
         ip: str = PROSODY_IP,
         extra_options: Mapping[str, Any] | None = None,
+        cert_options: Mapping[str, Any] | None = None,
     ) -> ProsodyServer:
         policy = policy or ProsodyPolicy()
         extra = dict(extra_options or {})
-        key = (domain, ip, policy, repr(sorted(extra.items())))
+        cert = dict(cert_options or {})
+        key = (domain, ip, policy, repr(sorted(extra.items())), repr(sorted(cert.items())))
         server = self.servers.get(key)
         if server is not None and server.running:
             return server
@@ -120,9 +123,15 @@ class ProsodyPool:
             if other_key != key and other.running and (other.ip == ip or other.domain == domain):
                 other.stop()
         if server is None:
-            name = f"{domain}_{ip}_{policy.id}" + (f"_{len(self.servers)}" if extra else "")
+            name = f"{domain}_{ip}_{policy.id}" + (f"_{len(self.servers)}" if extra or cert else "")
             server = ProsodyServer(
-                self.directory / "prosody" / name, self.ca, domain=domain, ip=ip, policy=policy, extra_options=extra
+                self.directory / "prosody" / name,
+                self.ca,
+                domain=domain,
+                ip=ip,
+                policy=policy,
+                extra_options=extra,
+                cert_options=cert,
             )
             self.servers[key] = server
         self.add_hosts({domain: ip})

@@ -211,12 +211,15 @@ def test_wrong_password_is_refused(prosody: ProsodyServer) -> None:
     asyncio.run(main())
 
 
-def _federate(pool: ProsodyPool, policy: ProsodyPolicy) -> tuple[ProsodyServer, ProsodyServer]:
-    """prosody.test and peer.test (127.0.0.4) under ``policy``; alice@prosody.test messages bob@peer.test."""
+def _federate(
+    pool: ProsodyPool, policy: ProsodyPolicy, peer_cert: dict[str, Any] | None = None
+) -> tuple[ProsodyServer, ProsodyServer]:
+    """prosody.test and peer.test (127.0.0.4) under ``policy``; alice@prosody.test messages bob@peer.test and
+    bob answers, so each side opens its own outgoing stream."""
     from .prosody import Client
 
     a = pool.get(policy)
-    b = pool.get(policy, domain="peer.test", ip="127.0.0.4")
+    b = pool.get(policy, domain="peer.test", ip="127.0.0.4", cert_options=peer_cert)
     a.reset()
     b.reset()
     a.register("alice", "pw")
@@ -226,6 +229,8 @@ def _federate(pool: ProsodyPool, policy: ProsodyPolicy) -> tuple[ProsodyServer, 
         async with Client(a, "alice", "pw") as alice, Client(b, "bob", "pw") as bob:
             alice.send("bob@peer.test", "over s2s")
             assert str((await bob.receive())["body"]) == "over s2s"
+            bob.send("alice@prosody.test", "and back")
+            assert str((await alice.receive())["body"]) == "and back"
 
     asyncio.run(main())
     return a, b
@@ -234,18 +239,14 @@ def _federate(pool: ProsodyPool, policy: ProsodyPolicy) -> tuple[ProsodyServer, 
 @pytest.mark.prosody
 def test_s2s_external_is_read_from_both_logs(prosody_pool: ProsodyPool) -> None:
     a, b = _federate(prosody_pool, ProsodyPolicy("required", "required", False))
-    [out] = a.s2s_events()
-    assert (out.direction, out.peer, out.local, out.mechanism, out.tls) == (
-        "out",
-        "peer.test",
-        "prosody.test",
-        "EXTERNAL",
-        True,
-    )
-    assert out.method is Method.SASL_TLS and out.tls_protocol and out.tls_protocol.startswith("TLSv1.")
+    for server, peer in ((a, "peer.test"), (b, "prosody.test")):
+        events = sorted(server.s2s_events(), key=lambda e: e.direction)
+        assert [(e.direction, e.peer, e.local, e.mechanism, e.tls, e.method) for e in events] == [
+            ("in", peer, server.domain, "EXTERNAL", True, Method.SASL_TLS),
+            ("out", peer, server.domain, "EXTERNAL", True, Method.SASL_TLS),
+        ]
+        assert all(e.tls_protocol and e.tls_protocol.startswith("TLSv1.") for e in events)
     assert "SASL EXTERNAL with peer.test succeeded" in a.log_text()
-    [inbound] = b.s2s_events()
-    assert (inbound.direction, inbound.peer, inbound.method) == ("in", "prosody.test", Method.SASL_TLS)
     assert "Accepting SASL EXTERNAL identity from prosody.test" in b.log_text()
 
 
@@ -263,6 +264,40 @@ def test_s2s_dialback_without_tls_is_read_from_both_logs(prosody_pool: ProsodyPo
     assert "Initiating dialback" in a.log_text()
     assert "asking prosody.test if key" in b.log_text()
     assert "Stream encrypted" not in "\n".join(line for line in b.log_text().splitlines() if " s2s" in line)
+
+
+@pytest.mark.prosody
+def test_s2s_dialback_over_tls_when_the_certificate_does_not_validate(prosody_pool: ProsodyPool) -> None:
+    # peer.test's certificate is self-signed: prosody.test offers it no EXTERNAL, so peer.test's streams to
+    # prosody.test authenticate with dialback over TLS; prosody.test's own certificate validates, so its
+    # outgoing stream uses EXTERNAL.
+    a, _ = _federate(prosody_pool, ProsodyPolicy(), peer_cert={"self_signed": True})
+    inbound = a.wait_for_s2s("peer.test", "in")
+    assert (inbound.mechanism, inbound.tls, inbound.method) == ("dialback", True, Method.TLS_DIALBACK)
+    assert a.wait_for_s2s("peer.test", "out").method is Method.SASL_TLS
+    assert "certificate chain validation result: invalid" in a.log_text()
+
+
+@pytest.mark.prosody
+def test_s2s_refused_by_policy_is_read_as_a_closed_stream(prosody_pool: ProsodyPool) -> None:
+    from .prosody import Client
+
+    # prosody.test requires a validated certificate (TLS and SASL required); peer.test's is self-signed.
+    a = prosody_pool.get(ProsodyPolicy("required", "required", True))
+    b = prosody_pool.get(ProsodyPolicy(), domain="peer.test", ip="127.0.0.4", cert_options={"self_signed": True})
+    a.reset()
+    b.reset()
+    b.register("bob", "pw")
+
+    async def main() -> None:
+        async with Client(b, "bob", "pw") as bob:
+            bob.send("alice@prosody.test", "refused")
+            error = await asyncio.wait_for(bob.errors.get(), 10)
+            assert error["type"] == "error"
+
+    asyncio.run(main())
+    assert not [e for e in a.s2s_events() if e.direction == "in"]
+    assert any(c.direction == "in" for c in a.s2s_closed()), a.log_text()
 
 
 @pytest.mark.prosody
