@@ -7,7 +7,8 @@ here (not installed, not root); elsewhere they skip with the reason. That rule l
 * ``prosody`` (function): a running :class:`ProsodyServer` for ``prosody.test`` on 127.0.0.3 under
   ``prosody_policy``, reset for this test (S2S streams closed, log helpers starting now).
 * ``prosody_policy``: :class:`ProsodyPolicy` (default TLS optional, SASL optional, dialback on); override with
-  ``@pytest.mark.parametrize("prosody_policy", [ProsodyPolicy("required", "required", False)])``.
+  ``@pytest.mark.parametrize("prosody_policy", [ProsodyPolicy("required", "required", False)], ids=str)``
+  (``ALL_POLICIES`` holds the 18 triples). Switching policy restarts Prosody (about 0.2 s).
 * ``prosody_pool`` (session): ``get(policy, domain=..., ip=..., extra_options=..., cert_options=...)`` for
   other instances (each started on first use; one per address at a time).
 * ``interop_ca`` (session): the :class:`fedgate.certs.TestCA` every peer trusts.

@@ -108,6 +108,15 @@ class ProsodyPolicy:
         return self.id
 
 
+#: fedgate's 18 settings triples as Prosody policies, in the matrix's order (for ``parametrize(..., ids=str)``).
+ALL_POLICIES: tuple[ProsodyPolicy, ...] = tuple(
+    ProsodyPolicy(tls, sasl, dialback)
+    for sasl in ("required", "optional", "not_supported")
+    for tls in ("required", "optional", "not_supported")
+    for dialback in (True, False)
+)
+
+
 # -- Lua config --------------------------------------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,55 @@ def test_config_and_process(prosody: ProsodyServer) -> None:
     assert prosody.start_seconds is not None and prosody.start_seconds < 5
     assert os.stat(prosody.data_path).st_uid != 0  # owned by the prosody user
     assert "Activated service 's2s' on [127.0.0.3]:5269" in prosody.full_log_text()
+
+
+def _s2s_features(ip: str) -> str:
+    """Open an S2S stream as gw.test and return everything up to the end of the first <stream:features>."""
+    header = (
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' "
+        "xmlns:stream='http://etherx.jabber.org/streams' from='gw.test' to='prosody.test' version='1.0'>"
+    )
+    with socket.create_connection((ip, 5269), timeout=5) as s:
+        s.sendall(header.encode())
+        data = b""
+        while b"</stream:features>" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return data.decode()
+
+
+@pytest.mark.prosody
+@pytest.mark.parametrize(
+    "prosody_policy",
+    [
+        ProsodyPolicy("required", "required", False),
+        ProsodyPolicy("optional", "optional", True),
+        ProsodyPolicy("not_supported", "not_supported", True),
+    ],
+    ids=str,
+)
+def test_policy_is_on_the_wire(prosody: ProsodyServer, prosody_policy: ProsodyPolicy) -> None:
+    assert prosody.policy == prosody_policy
+    features = _s2s_features(prosody.ip)
+    starttls = re.search(r"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'\s*(/>|>.*?</starttls>)", features)
+    if prosody_policy.tls == "not_supported":
+        assert starttls is None, features
+    else:
+        assert starttls is not None, features
+        assert ("<required" in starttls.group(0)) is (prosody_policy.tls == "required"), features
+    assert ("urn:xmpp:features:dialback" in features) is prosody_policy.dialback, features
+    assert ("xmlns:db=" in features) is prosody_policy.dialback, features
+    assert "<mechanisms" not in features  # EXTERNAL is never offered before TLS
+
+
+def test_all_policies_are_the_18_triples(matrix_file: dict[str, Any]) -> None:
+    from .prosody import ALL_POLICIES
+
+    rows = {(r["tls"], r["sasl"], r["dialback"]) for r in matrix_file["rows"]}
+    assert {(p.tls, p.sasl, p.dialback) for p in ALL_POLICIES} == rows
+    assert len(ALL_POLICIES) == 18
 
 
 @pytest.mark.prosody
