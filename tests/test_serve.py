@@ -20,8 +20,9 @@ from fedgate.partners import Partner
 from fedgate.policy import Settings
 from fedgate.s2s import StreamClosed
 from fedgate.store.sqlite import SqliteStore
+from fedgate.tls import TlsSession, TrustAnchors, client_context
 
-from .net.components import EchoComponent
+from .net.components import EchoComponent, error_condition
 from .net.gateways import make_node
 
 ROUTES = {"gw.test": "127.0.0.14:5269", "b.test": "127.0.0.15:5269"}
@@ -157,3 +158,70 @@ def test_bad_config_names_the_key(tmp_path: Path) -> None:
     path.write_text('[[domain]]\nname = "gw.test"\n[listen]\nadmin = "0.0.0.0:5380"\n')
     result = CliRunner().invoke(cli, ["--lang", "en", "serve", "--config", str(path)])
     assert result.exit_code == 2 and "listen.admin" in result.output
+
+
+def test_sigterm_bounces_what_is_queued_and_sighup_reloads_certificates(tmp_path: Path) -> None:
+    async def main() -> None:
+        ca = TestCA.create(tmp_path / "ca")
+        cfg_path = _write_config(tmp_path, ca)
+        cfg = config_mod.load(cfg_path)
+        store = SqliteStore(cfg.database)
+        store.add_partner(Partner.parse(domain="b.test", tls="required", sasl="required", dialback=False,
+                                        partner_type="federated"))
+        store.update_gateway(stream_establishment_timeout=30)
+        store.close()
+        ready = asyncio.Event()
+        server = asyncio.create_task(run(cfg, ready=ready))
+        await asyncio.wait_for(ready.wait(), 10)
+
+        async def silent(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            await asyncio.sleep(60)  # b.test accepts and never answers: stanzas stay queued
+
+        b = await asyncio.start_server(silent, "127.0.0.15", 5269)
+        comp = EchoComponent("gw.test", "secret", "127.0.0.14", 5347)
+        await comp.start()
+        try:
+            # SIGHUP with a new certificate: new TLS handshakes present it.
+
+            async def served_serial() -> int:
+                reader, writer = await asyncio.open_connection("127.0.0.14", 5269)
+                writer.write(b"<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+                             b"xmlns:stream='http://etherx.jabber.org/streams' from='b.test' to='gw.test' "
+                             b"version='1.0'>")
+                while b"</stream:features>" not in (data := await reader.read(65536)):
+                    pass
+                writer.write(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+                await reader.read(65536)  # <proceed/>
+                session = TlsSession(client_context(None, TrustAnchors(cafiles=(ca.cert_path,), use_system=False)),
+                                     server_side=False, server_name="gw.test")
+                session.start()
+                while not session.handshake_complete:
+                    writer.write(session.data_to_send())
+                    session.receive_data(await reader.read(65536))
+                cert = session.peer_certificate().certificate
+                writer.close()
+                assert cert is not None
+                return cert.serial_number
+
+            before = await served_serial()
+            new = ca.issue("gw.test", tmp_path / "certs")  # same paths, new key and serial
+            os.kill(os.getpid(), signal.SIGHUP)
+            await asyncio.sleep(0.3)
+            after = await served_serial()
+            assert after != before and new.cert.exists()
+
+            for i in range(3):
+                comp.say("alice@gw.test", "bob@b.test", f"queued {i}")
+            await asyncio.sleep(0.5)
+            os.kill(os.getpid(), signal.SIGTERM)
+            conditions = [error_condition(await comp.next_error(5)) for _ in range(3)]
+            assert conditions == ["remote-server-timeout"] * 3  # bounced, not lost
+            await asyncio.wait_for(server, 15)
+        finally:
+            if not server.done():
+                os.kill(os.getpid(), signal.SIGTERM)
+                await asyncio.wait_for(server, 15)
+            await comp.stop()
+            b.close()
+
+    asyncio.run(main())
