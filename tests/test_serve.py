@@ -188,7 +188,7 @@ def test_sigterm_bounces_what_is_queued_and_sighup_reloads_certificates(tmp_path
                 writer.write(b"<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
                              b"xmlns:stream='http://etherx.jabber.org/streams' from='b.test' to='gw.test' "
                              b"version='1.0'>")
-                while b"</stream:features>" not in (data := await reader.read(65536)):
+                while b"</stream:features>" not in await reader.read(65536):
                     pass
                 writer.write(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
                 await reader.read(65536)  # <proceed/>
