@@ -19,10 +19,13 @@ from ..i18n import LANGUAGES, detect_language, normalize_language, set_language,
 from ..partners import InvalidSettings
 from ..policy import SettingError
 from ..store import DB_ENV, PartnerExists, SchemaTooNew, StoreError, UnknownPartner
+from .demo import demo
 from .gateway import gateway
+from .init import init
 from .output import error_line, note_line
 from .partner import partner
 from .policy import policy
+from .probe import probe_command
 from .serve import serve, status
 from .state import State
 from .types import FieldType, LineUsageError, ValueUsageError, setting_error_text
@@ -136,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     cli.main(args=list(argv) if argv is not None else None, prog_name="fedgate")
 
 
-for _command in (partner, gateway, policy, serve, status):
+for _command in (partner, gateway, policy, serve, status, demo, probe_command, init):
     cli.add_command(_command)
 
 __all__ = ["EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "cli", "main"]
