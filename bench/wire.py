@@ -1,0 +1,355 @@
+"""The load tool's own XMPP wire code: deliberately small and cheap (byte patterns, no XML tree), so that the
+tool spends its core on load, not on parsing. It is a peer for benchmarks, not a conforming implementation:
+its server side says yes to every SASL EXTERNAL and every ``<db:result/>`` a target sends it.
+
+Both targets (fedgate, Prosody) are driven through the same code: an S2S initiator (:func:`authenticate`),
+an S2S receiving / authoritative server (:class:`PeerServer`: answers ``<db:verify/>`` with keys it computes
+itself, accepts the target's outgoing relay stream and counts the messages on it) and an XEP-0114 component
+(:class:`Component`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import re
+import secrets
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fedgate.dialback import dialback_key
+
+STREAM_NS = "http://etherx.jabber.org/streams"
+TLS_NS = "urn:ietf:params:xml:ns:xmpp-tls"
+SASL_NS = "urn:ietf:params:xml:ns:xmpp-sasl"
+DB_NS = "jabber:server:dialback"
+
+_HEADER = re.compile(rb"<stream:stream\b[^>]*>")
+_ID = re.compile(rb"\bid=['\"]([^'\"]+)['\"]")
+_FEATURES = re.compile(rb"<stream:features\s*/>|</stream:features>")
+_ERROR = re.compile(rb"<stream:error>.*?</stream:error>|</stream:stream>", re.S)
+# One first-level element of the kinds the server side acts on (complete, with its end tag or self-closed).
+_ELEMENT = re.compile(
+    rb"<(starttls|auth|db:verify|db:result|verify|result)\b([^>]*?)(?:/>|>(.*?)</\1>)|</stream:stream>", re.S
+)
+_ATTR = re.compile(rb"\b(from|to|id|type)=['\"]([^'\"]*)['\"]")
+_STAMP = re.compile(rb"id=['\"]b(\d+)\.(\d+)['\"]")
+_END = b"</message>"
+
+
+class WireError(Exception):
+    """The target closed the stream, sent a stream error, or did not answer in time."""
+
+
+def header(*, to: str, from_: str | None, ns: str = "jabber:server", stream_id: str | None = None) -> bytes:
+    attrs = f" to='{to}'" + (f" from='{from_}'" if from_ else "") + (f" id='{stream_id}'" if stream_id else "")
+    return (
+        f"<?xml version='1.0'?><stream:stream xmlns='{ns}' xmlns:stream='{STREAM_NS}' xmlns:db='{DB_NS}'"
+        f"{attrs} version='1.0'>"
+    ).encode()
+
+
+class Conn:
+    """A stream reader/writer with a byte buffer and ``expect(pattern)``."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float) -> None:
+        self.reader, self.writer, self.timeout = reader, writer, timeout
+        self.buf = b""
+
+    async def expect(self, pattern: re.Pattern[bytes]) -> re.Match[bytes]:
+        while True:
+            m = pattern.search(self.buf)
+            if m is not None:
+                self.buf = self.buf[m.end() :]
+                return m
+            err = _ERROR.search(self.buf)
+            if err is not None:
+                raise WireError(err.group().decode(errors="replace")[:300])
+            data = await asyncio.wait_for(self.reader.read(65536), self.timeout)
+            if not data:
+                raise WireError(f"connection closed while waiting for {pattern.pattern[:40]!r}")
+            self.buf += data
+
+    def send(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def start_tls(self, ctx: ssl.SSLContext, server_hostname: str | None) -> None:
+        await self.writer.start_tls(ctx, server_hostname=server_hostname)
+        self.buf = b""
+
+    async def close(self) -> None:
+        try:
+            if not self.writer.is_closing():
+                self.writer.write(b"</stream:stream>")
+            self.writer.close()
+            await asyncio.wait_for(self.writer.wait_closed(), 2)
+        except (OSError, TimeoutError, ssl.SSLError):
+            pass
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The originating domain the tool plays: its certificate, its dialback secret, its address."""
+
+    domain: str
+    ip: str
+    chain: Path
+    key: Path
+    cafile: Path
+    secret: str = field(default_factory=lambda: secrets.token_hex(16))
+
+    def client_context(self, with_certificate: bool) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(cafile=str(self.cafile))
+        if with_certificate:
+            ctx.load_cert_chain(str(self.chain), str(self.key))
+        return ctx
+
+    def server_context(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(self.chain), str(self.key))
+        ctx.verify_mode = ssl.CERT_NONE  # a load tool: it believes every peer
+        return ctx
+
+
+METHODS = ("sasl_tls", "tls_dialback", "tcp_dialback")
+
+
+async def authenticate(
+    me: Identity,
+    target: str,
+    addr: tuple[str, int],
+    method: str,
+    ctx: ssl.SSLContext | None,
+    *,
+    source: str | None = None,
+    timeout: float = 30.0,
+    hold: bool = False,
+) -> Conn | None:
+    """One fresh S2S connection to ``target`` authenticated with ``method``; closed again unless ``hold``."""
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(addr[0], addr[1], local_addr=(source, 0) if source else None, limit=1 << 20), timeout
+    )
+    conn = Conn(reader, writer, timeout)
+    ok = False
+    try:
+        conn.send(header(to=target, from_=me.domain))
+        stream_id = await _open(conn)
+        if method != "tcp_dialback":
+            conn.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            await conn.expect(re.compile(rb"<proceed\b[^>]*>"))
+            assert ctx is not None
+            await conn.start_tls(ctx, target)
+            conn.send(header(to=target, from_=me.domain))
+            stream_id = await _open(conn)
+        if method == "sasl_tls":
+            authzid = base64.b64encode(me.domain.encode()).decode()
+            conn.send(f"<auth xmlns='{SASL_NS}' mechanism='EXTERNAL'>{authzid}</auth>".encode())
+            await conn.expect(re.compile(rb"<success\b[^>]*(?:/>|>.*?</success>)", re.S))
+            conn.send(header(to=target, from_=me.domain))
+            await _open(conn)
+        else:
+            key = dialback_key(me.secret, target, me.domain, stream_id)
+            conn.send(f"<db:result from='{me.domain}' to='{target}'>{key}</db:result>".encode())
+            m = await conn.expect(re.compile(rb"<db:result\b[^>]*\btype=['\"](\w+)['\"]"))
+            if m.group(1) != b"valid":
+                raise WireError(f"dialback answered {m.group(1).decode()}")
+        ok = True
+        return conn if hold else None
+    finally:
+        if not (ok and hold):
+            await conn.close()
+
+
+async def _open(conn: Conn) -> str:
+    m = await conn.expect(_HEADER)
+    sid = _ID.search(m.group())
+    await conn.expect(_FEATURES)
+    return sid.group(1).decode() if sid else ""
+
+
+def _attrs(raw: bytes) -> dict[bytes, bytes]:
+    return {m.group(1): m.group(2) for m in _ATTR.finditer(raw)}
+
+
+@dataclass
+class RelayCounter:
+    """Messages that reached the peer; latencies from the send stamp in their ``id`` (same clock, same
+    process)."""
+
+    received: int = 0
+    first_ns: int = 0
+    last_ns: int = 0
+    latencies_ns: list[int] = field(default_factory=list)
+    keep_latency: bool = False
+    waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
+
+    def feed(self, data: bytes) -> None:
+        now = time.perf_counter_ns()
+        n = data.count(_END)
+        if not n:
+            return
+        if not self.received:
+            self.first_ns = now
+        self.received += n
+        self.last_ns = now
+        if self.keep_latency:
+            self.latencies_ns.extend(now - int(m.group(2)) for m in _STAMP.finditer(data))
+        if self.waiters:
+            for item in [w for w in self.waiters if w[0] <= self.received]:
+                self.waiters.remove(item)
+                if not item[1].done():
+                    item[1].set_result(None)
+
+    async def wait_for(self, count: int, timeout: float) -> None:
+        if self.received >= count:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append((count, fut))
+        await asyncio.wait_for(fut, timeout)
+
+
+class PeerServer:
+    """The originating domain's server on ``me.ip:5269``: the authoritative server for dialback (answers each
+    ``<db:verify/>`` by recomputing the key) and the receiving end of the target's outgoing relay stream.
+
+    Offers STARTTLS (not required), then SASL EXTERNAL and dialback; accepts any EXTERNAL and any
+    ``<db:result/>``."""
+
+    def __init__(self, me: Identity, port: int = 5269) -> None:
+        self.me = me
+        self.port = port
+        self.ctx = me.server_context()
+        self.relay = RelayCounter()
+        self.verifies = {"valid": 0, "invalid": 0}
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._serve, self.me.ip, self.port, reuse_address=True, backlog=4096, limit=1 << 20
+        )
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = Conn(reader, writer, 120.0)
+        try:
+            await self._negotiate(conn)
+        except (WireError, OSError, TimeoutError, ssl.SSLError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def _restart(self, conn: Conn, features: bytes) -> None:
+        m = await conn.expect(_HEADER)
+        peer = _attrs(m.group()).get(b"from", b"").decode()
+        conn.send(header(to=peer, from_=self.me.domain, stream_id=secrets.token_hex(8)))
+        conn.send(b"<stream:features>" + features + b"</stream:features>")
+
+    async def _negotiate(self, conn: Conn) -> None:
+        db = b"<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>"
+        await self._restart(conn, b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>" + db)
+        authenticated = False
+        while True:
+            m = _ELEMENT.search(conn.buf)
+            if m is None:
+                if authenticated and conn.buf:
+                    # The relay path: count messages, keep only an unfinished one.
+                    cut = conn.buf.rfind(_END)
+                    if cut >= 0:
+                        self.relay.feed(conn.buf[: cut + len(_END)])
+                        conn.buf = conn.buf[cut + len(_END) :]
+                data = await conn.reader.read(262144)
+                if not data:
+                    return
+                conn.buf += data
+                continue
+            if authenticated and m.start() > 0:
+                self.relay.feed(conn.buf[: m.start()])
+            conn.buf = conn.buf[m.end() :]
+            kind = m.group(1)
+            if kind is None:  # </stream:stream>
+                conn.send(b"</stream:stream>")
+                return
+            attrs = _attrs(m.group(2))
+            if kind == b"starttls":
+                conn.send(b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+                await conn.start_tls(self.ctx, None)
+                await self._restart(conn, b"<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+                                    b"<mechanism>EXTERNAL</mechanism></mechanisms>" + db)
+            elif kind == b"auth":
+                conn.send(b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+                await self._restart(conn, b"")
+                authenticated = True
+            elif kind in (b"db:verify", b"verify"):
+                frm, to, sid = (attrs.get(k, b"").decode() for k in (b"from", b"to", b"id"))
+                key = (m.group(3) or b"").decode().strip()
+                valid = secrets.compare_digest(dialback_key(self.me.secret, frm, to, sid), key)
+                verdict = "valid" if valid else "invalid"
+                self.verifies[verdict] += 1
+                conn.send(f"<db:verify from='{to}' to='{frm}' id='{sid}' type='{verdict}'/>".encode())
+            else:  # the target authenticating its own stream to us with dialback: believed
+                frm, to = (attrs.get(k, b"").decode() for k in (b"from", b"to"))
+                conn.send(f"<db:result from='{to}' to='{frm}' type='valid'/>".encode())
+                authenticated = True
+
+
+class Component:
+    """An XEP-0114 component sending 200-byte messages, each stamped with its send time."""
+
+    def __init__(self, domain: str, secret: str, addr: tuple[str, int], sender: str, recipient: str) -> None:
+        self.domain, self.secret, self.addr = domain, secret, addr
+        self.sender, self.recipient = sender, recipient
+        self.conn: Conn | None = None
+        self.sent = 0
+        head = f"<message from='{sender}' to='{recipient}' type='chat' id='b"
+        self._head = head.encode()
+        # Pad the body so a message with a typical stamp is 200 bytes on the wire.
+        sample = self.message(10**6, time.perf_counter_ns(), b"")
+        self._body = b"x" * max(1, 200 - len(sample))
+
+    def message(self, seq: int, stamp: int, body: bytes | None = None) -> bytes:
+        body = self._body if body is None else body
+        return b"%s%d.%d'><body>%s</body></message>" % (self._head, seq, stamp, body)
+
+    async def connect(self, timeout: float = 10.0) -> None:
+        reader, writer = await asyncio.open_connection(*self.addr, limit=1 << 20)
+        conn = Conn(reader, writer, timeout)
+        conn.send(
+            f"<stream:stream xmlns='jabber:component:accept' xmlns:stream='{STREAM_NS}' to='{self.domain}'>".encode()
+        )
+        m = await conn.expect(_HEADER)
+        sid = _ID.search(m.group())
+        if sid is None:
+            raise WireError("component stream header without id")
+        digest = hashlib.sha1(sid.group(1) + self.secret.encode()).hexdigest()
+        conn.send(f"<handshake>{digest}</handshake>".encode())
+        await conn.expect(re.compile(rb"<handshake\s*/>|<handshake>\s*</handshake>"))
+        self.conn = conn
+
+    def send_batch(self, count: int) -> None:
+        assert self.conn is not None
+        stamp = time.perf_counter_ns()
+        first = self.sent
+        self.conn.writer.write(b"".join(self.message(first + i, stamp) for i in range(count)))
+        self.sent += count
+
+    async def drain(self) -> None:
+        assert self.conn is not None
+        await self.conn.writer.drain()
+
+
+def percentile(values: list[int], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
+
+
+Clock = Callable[[], float]
