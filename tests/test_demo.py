@@ -89,3 +89,30 @@ def test_component_client_handshake_and_refusal(tmp_path: Path) -> None:
             store.close()
 
     asyncio.run(main())
+
+
+def test_a_failing_method_is_reported_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the far side's settings leave no common method, the row fails, says why, and the exit code is 1."""
+    from fedgate import demo as demo_mod
+    from fedgate.policy import Settings
+
+    original = demo_mod._Side.set_partner
+
+    def skewed(self: demo_mod._Side, domain: str, settings: Settings) -> None:
+        if self.domain == demo_mod.DOMAIN_B and str(settings) == "required/required/false":
+            settings = Settings.parse_triple("not_supported/not_supported/true")
+        original(self, domain, settings)
+
+    monkeypatch.setattr(demo_mod._Side, "set_partner", skewed)
+    result = run("demo", "--json")
+    assert result.exit_code == 1
+    rows = json.loads(result.stdout)["rows"]
+    failed = rows[0]
+    assert failed["method"] == "sasl_tls" and failed["ok"] is False and failed["round_trip_ms"] is None
+    assert failed["detail"]
+    assert [r["ok"] for r in rows[1:]] == [True, True]
+    text = run("demo")
+    assert text.exit_code == 1
+    assert t("demo.result.failed", "en", reason="[1]") in text.stdout
+    assert "[1] " + failed["detail"] in text.stdout
+    assert t("demo.summary_failed", "en") in text.stdout

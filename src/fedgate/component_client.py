@@ -135,6 +135,17 @@ class ComponentClient:
             if stanza.tag == MESSAGE:
                 return stanza
 
+    def drain(self) -> list[Element]:
+        """Take every stanza already received without waiting (the end-of-stream marker stays)."""
+        taken: list[Element] = []
+        while not self._received.empty():
+            stanza = self._received.get_nowait()
+            if stanza is None:
+                self._received.put_nowait(None)
+                break
+            taken.append(stanza)
+        return taken
+
     async def close(self) -> None:
         """``</stream:stream>``, then the socket."""
         if self._writer is not None and not self._writer.is_closing():

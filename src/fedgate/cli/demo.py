@@ -14,6 +14,8 @@ from .output import table, to_json
 def render(report: DemoReport, lang: str | None = None) -> str:
     """The report for people: a table, the refused combination with its reasons, a summary line."""
     headers = [t(f"demo.col.{c}", lang) for c in ("method", "settings", "negotiated", "tls", "round_trip", "result")]
+    # Failure reasons are long sentences: the table marks them [1], [2]... and they follow it.
+    failures = [r.detail for r in report.rows if not r.ok]
     body = [
         [
             r.method,
@@ -21,11 +23,13 @@ def render(report: DemoReport, lang: str | None = None) -> str:
             r.negotiated or "-",
             r.tls_version or "-",
             t("demo.ms", lang, ms=r.round_trip_ms) if r.round_trip_ms is not None else "-",
-            t("demo.result.ok", lang) if r.ok else t("demo.result.failed", lang, reason=r.detail),
+            t("demo.result.ok", lang) if r.ok
+            else t("demo.result.failed", lang, reason=f"[{failures.index(r.detail) + 1}]"),
         ]
         for r in report.rows
     ]
     lines = [t("demo.title", lang, a=DOMAIN_A, b=DOMAIN_B), "", table(headers, body)]
+    lines += [f"[{i}] {detail}" for i, detail in enumerate(failures, 1)]
     if report.refused is not None:
         refused = report.refused
         lines += ["", t("demo.refused_heading", lang, settings=refused.settings), "  " + refused.detail]
