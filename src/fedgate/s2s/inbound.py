@@ -131,6 +131,8 @@ class InboundStream(StreamMachine):
         s = self.settings
         features = Element(FEATURES)
         if self._sasl_done:
+            # RFC 6120 6.4.6: nothing is left to negotiate, and SASL is never offered twice.
+            self._offered_external = False
             return features
         if not self.secure and s.tls is not Tls.NOT_SUPPORTED:
             starttls = SubElement(features, f"{{{TLS_NS}}}starttls")
@@ -191,7 +193,11 @@ class InboundStream(StreamMachine):
         if not self.secure:
             self._send(sasl_element("failure", condition="encryption-required"))
             return
-        if el.get("mechanism") != "EXTERNAL" or not self._offered_external:
+        if (
+            el.get("mechanism") != "EXTERNAL"
+            or not self._offered_external
+            or self.remote_domain in self.authenticated  # already authenticated (dialback): no second method
+        ):
             self._send(sasl_element("failure", condition="invalid-mechanism"))
             return
         payload = (el.text or "").strip()

@@ -211,6 +211,10 @@ class OutboundStream(StreamMachine):
         self._negotiation_failed(events, "no_method_offered")
 
     def _on_dialback_result(self, el: Element, events: list[S2SEvent]) -> None:
+        # The verdict must be for the one pair we asked about (XEP-0220 2.1.3: from the receiving domain, to the
+        # originating one); a "valid" for another pair must not authenticate this stream.
+        if domain_of(el.get("from")) != self.remote_domain or domain_of(el.get("to")) != self.local_domain:
+            raise StreamError("improper-addressing", "db:result answer for another domain pair")
         kind = el.get("type")
         method = Method.TLS_DIALBACK if self.secure else Method.TCP_DIALBACK
         if kind == "valid":

@@ -1,0 +1,585 @@
+"""The sans-IO S2S machines on their own, for the edge cases: split input, SASL failure and its fallback, the
+verification stream, restarts, stream errors from the peer; and a property: whatever a peer sends, the
+receiving machine authenticates nobody by a method its settings rule out, and raises nothing."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from xml.etree.ElementTree import Element, SubElement
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from fedgate import dialback
+from fedgate.policy import Exclusion, Method, Rule, Settings, allows
+from fedgate.s2s import (
+    Authenticated,
+    DialbackVerifyAnswered,
+    DialbackVerifyRequested,
+    InboundStream,
+    NegotiationFailed,
+    OutboundStream,
+    S2SContext,
+    S2SEvent,
+    StanzaReceived,
+    StartTlsNow,
+    StreamClosed,
+    StreamOpened,
+    TlsInfo,
+    VerifyRequest,
+)
+from fedgate.s2s.base import StreamMachine
+from fedgate.xmlstream import serialize
+
+from .memory_net import FakeCert
+
+SECRET = "s3cret"
+TLS_NS = "urn:ietf:params:xml:ns:xmpp-tls"
+SASL_NS = "urn:ietf:params:xml:ns:xmpp-sasl"
+HEADER_B = (
+    b"<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'"
+    b" xmlns:db='jabber:server:dialback' from='b.test' to='a.test' id='%s' version='1.0'>"
+)
+HEADER_A = (
+    b"<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'"
+    b" xmlns:db='jabber:server:dialback' from='a.test' to='b.test' version='1.0'>"
+)
+
+
+def ctx(domain: str, settings: dict[str, Settings], prefix: str = "id") -> S2SContext:
+    counter = itertools.count(1)
+    return S2SContext(
+        is_local_domain=lambda d: d == domain,
+        settings_for=settings.get,
+        dialback_secret=SECRET,
+        new_stream_id=lambda: f"{prefix}-{next(counter)}",
+    )
+
+
+def tls(*valid_for: str) -> TlsInfo:
+    return TlsInfo("TLSv1.3", "TEST", FakeCert(frozenset(valid_for)))
+
+
+def feed(machine: StreamMachine, *chunks: bytes) -> list[S2SEvent]:
+    events: list[S2SEvent] = []
+    for chunk in chunks:
+        events += machine.receive_data(chunk)
+    return events
+
+
+def kinds(events: list[S2SEvent]) -> list[str]:
+    return [type(e).__name__ for e in events]
+
+
+# -- a recorded negotiation, replayed in pieces --------------------------------------------------------------------
+Step = tuple[str, object]  # ("data", bytes) | ("tls", TlsInfo) | ("verified", (orig, recv, valid)) | ("stanza", el)
+
+
+@dataclass
+class Recorder:
+    """One machine's inputs in order, and what it produced."""
+
+    machine: InboundStream | OutboundStream
+    inputs: list[Step] = field(default_factory=list)
+    events: list[S2SEvent] = field(default_factory=list)
+    output: bytearray = field(default_factory=bytearray)
+
+    def apply(self, step: Step) -> list[S2SEvent]:
+        self.inputs.append(step)
+        return self._apply(self.machine, step)
+
+    @staticmethod
+    def _apply(machine: InboundStream | OutboundStream, step: Step) -> list[S2SEvent]:
+        kind, arg = step
+        if kind == "data":
+            assert isinstance(arg, bytes)
+            return machine.receive_data(arg)
+        if kind == "tls":
+            assert isinstance(arg, TlsInfo)
+            machine.tls_established(arg)
+            return []
+        if kind == "verified":
+            assert isinstance(machine, InboundStream) and isinstance(arg, tuple)
+            return machine.dialback_verified(*arg)
+        assert isinstance(machine, OutboundStream) and isinstance(arg, Element)
+        machine.send_stanza(arg)
+        return []
+
+
+def _comparable(events: list[S2SEvent]) -> list[object]:
+    return [(type(e).__name__, serialize(e.element, default_ns="jabber:server"), e.from_domain)
+            if isinstance(e, StanzaReceived) else e for e in events]
+
+
+def negotiate(local: Settings, remote: Settings, *, cert_ok: bool = True) -> tuple[Recorder, Recorder]:
+    """a.test (outbound, ``local``) to b.test (inbound, ``remote``), fake TLS, dialback keys checked in place,
+    then one stanza; every input each machine saw is recorded."""
+    initiator = OutboundStream(ctx("a.test", {"b.test": local}, "a"), "a.test", "b.test", local)
+    client = Recorder(initiator)
+    server = Recorder(InboundStream(ctx("b.test", {"a.test": remote}, "b")))
+    initiator.start()
+    sent_stanza = False
+    for _ in range(100):
+        moved = False
+        for src, dst in ((client, server), (server, client)):
+            data = src.machine.data_to_send()
+            src.output += data
+            if not data:
+                continue
+            moved = True
+            for ev in dst.apply(("data", data)):
+                dst.events.append(ev)
+                if isinstance(ev, StartTlsNow) and dst is client:  # <proceed/> arrived: both sides go TLS
+                    client.events += client.apply(("tls", tls("b.test")))
+                    server.events += server.apply(("tls", tls("a.test") if cert_ok else tls()))
+                elif isinstance(ev, DialbackVerifyRequested):
+                    valid = dialback.key_is_valid(SECRET, ev.receiving, ev.originating, ev.stream_id, ev.key)
+                    server.events += server.apply(("verified", (ev.originating, ev.receiving, valid)))
+        if not moved and client.machine.authenticated and not sent_stanza:
+            msg = Element("{jabber:server}message", {"from": "x@a.test", "to": "y@b.test"})
+            SubElement(msg, "{jabber:server}body").text = "hi & <bye>"
+            client.apply(("stanza", msg))
+            sent_stanza = moved = True
+        if not moved:
+            return client, server
+    raise AssertionError("the machines kept talking")
+
+
+def replay(rec: Recorder, fresh: InboundStream | OutboundStream, size: int) -> tuple[list[object], bytes]:
+    events: list[S2SEvent] = []
+    out = bytearray()
+    if isinstance(fresh, OutboundStream):
+        fresh.start()
+    for kind, arg in rec.inputs:
+        if kind == "data":
+            assert isinstance(arg, bytes)
+            for i in range(0, len(arg), size):
+                events += fresh.receive_data(arg[i:i + size])
+                out += fresh.data_to_send()
+        else:
+            events += Recorder._apply(fresh, (kind, arg))
+            out += fresh.data_to_send()
+    out += fresh.data_to_send()
+    return _comparable(events), bytes(out)
+
+
+PAIRS = {
+    Method.SASL_TLS: ("required/required/false", "required/required/false"),
+    Method.TLS_DIALBACK: ("required/not_supported/true", "optional/optional/true"),
+    Method.TCP_DIALBACK: ("not_supported/not_supported/true", "optional/optional/true"),
+}
+
+
+@pytest.mark.parametrize("method", list(PAIRS), ids=[m.value for m in PAIRS])
+@pytest.mark.parametrize("size", [1, 2, 7, 64])
+def test_split_input_gives_identical_events_and_output(method: Method, size: int) -> None:
+    local, remote = (Settings.parse_triple(s) for s in PAIRS[method])
+    client, server = negotiate(local, remote)
+    assert [e.method for e in client.events if isinstance(e, Authenticated)] == [method]
+    assert [e.method for e in server.events if isinstance(e, Authenticated)] == [method]
+    assert [type(e).__name__ for e in server.events].count("StanzaReceived") == 1
+    client.output += client.machine.data_to_send()
+    server.output += server.machine.data_to_send()
+    for rec, fresh in (
+        (client, OutboundStream(ctx("a.test", {"b.test": local}, "a"), "a.test", "b.test", local)),
+        (server, InboundStream(ctx("b.test", {"a.test": remote}, "b"))),
+    ):
+        events, out = replay(rec, fresh, size)
+        assert events == _comparable(rec.events)
+        assert out == bytes(rec.output)
+
+
+# -- SASL failure and the fallback ----------------------------------------------------------------------------------
+def _outbound_to_sasl(settings: str) -> tuple[OutboundStream, list[S2SEvent]]:
+    """An outbound stream that got through STARTTLS and sent ``<auth mechanism='EXTERNAL'>``."""
+    s = Settings.parse_triple(settings)
+    out = OutboundStream(ctx("a.test", {"b.test": s}), "a.test", "b.test", s)
+    out.start()
+    assert out.data_to_send().startswith(b"<?xml")
+    events = feed(out, HEADER_B % b"s1", b"<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+                  b"</stream:features>")
+    assert out.data_to_send() == b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+    events += feed(out, b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    assert kinds(events) == ["StreamOpened", "StartTlsNow"]
+    out.tls_established(tls("b.test"))
+    assert out.data_to_send().startswith(b"<?xml")
+    events += feed(out, HEADER_B % b"s2", b"<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+                   b"<mechanism>EXTERNAL</mechanism></mechanisms><dialback xmlns='urn:xmpp:features:dialback'/>"
+                   b"</stream:features>")
+    sent = out.data_to_send()
+    assert sent == (b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>"
+                    + base64.b64encode(b"a.test") + b"</auth>")
+    return out, events
+
+
+def test_sasl_failure_falls_back_to_dialback_over_tls_when_allowed() -> None:
+    out, _ = _outbound_to_sasl("required/optional/true")
+    events = feed(out, b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>")
+    assert events == []
+    key = dialback.dialback_key(SECRET, "b.test", "a.test", "s2")
+    assert out.data_to_send() == f"<db:result from='a.test' to='b.test'>{key}</db:result>".encode()
+    events = feed(out, b"<db:result from='b.test' to='a.test' type='valid'/>")
+    assert events == [Authenticated("a.test", "b.test", Method.TLS_DIALBACK, "out")]
+    assert out.authenticated and out.method is Method.TLS_DIALBACK
+
+
+def test_sasl_failure_without_dialback_fails_naming_every_reason() -> None:
+    out, _ = _outbound_to_sasl("required/optional/false")
+    events = feed(out, b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>")
+    failed = [e for e in events if isinstance(e, NegotiationFailed)]
+    assert len(failed) == 1 and failed[0].detail == "no_method_offered"
+    assert set(failed[0].excluded) == {
+        Exclusion(Method.SASL_TLS, "remote", Rule.CERTIFICATE_INVALID),
+        Exclusion(Method.TLS_DIALBACK, "local", Rule.DIALBACK_OFF),
+        Exclusion(Method.TCP_DIALBACK, "local", Rule.TLS_REQUIRED),
+        Exclusion(Method.TCP_DIALBACK, "local", Rule.DIALBACK_OFF),
+    }
+    assert isinstance(events[-1], StreamClosed) and events[-1].condition == "policy-violation"
+    assert out.closed and out.data_to_send().endswith(b"</stream:stream>")
+
+
+def test_sasl_success_restarts_the_stream_and_the_new_features_complete_it() -> None:
+    out, _ = _outbound_to_sasl("required/required/false")
+    assert feed(out, b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>") == []
+    assert out.data_to_send() == (
+        b"<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'"
+        b" to='b.test' from='a.test' version='1.0'>"
+    )
+    events = feed(out, HEADER_B % b"s3", b"<stream:features/>")
+    assert kinds(events) == ["StreamOpened", "Authenticated"]
+    assert out.stream_id == "s3" and out.method is Method.SASL_TLS
+
+
+def test_a_dialback_answer_for_another_pair_is_refused() -> None:
+    s = Settings.parse_triple("not_supported/not_supported/true")
+    out = OutboundStream(ctx("a.test", {"b.test": s}), "a.test", "b.test", s)
+    out.start()
+    feed(out, HEADER_B % b"s1", b"<stream:features><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>")
+    out.data_to_send()
+    events = feed(out, b"<db:result from='evil.test' to='a.test' type='valid'/>")
+    assert not any(isinstance(e, Authenticated) for e in events)
+    assert isinstance(events[-1], StreamClosed) and events[-1].condition == "improper-addressing"
+
+
+# -- the verification stream ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("good_key", [True, False], ids=["key-valid", "key-invalid"])
+def test_verify_mode_asks_the_authoritative_server_and_closes(good_key: bool) -> None:
+    s = Settings.parse_triple("optional/optional/true")
+    key = dialback.dialback_key(SECRET, "b.test", "a.test", "orig-id") if good_key else "f" * 64
+    # b.test checks a key that a.test's outbound stream presented; a.test is the authoritative server.
+    verify = OutboundStream(ctx("b.test", {"a.test": s}), "b.test", "a.test", s,
+                            verify=VerifyRequest("a.test", "b.test", "orig-id", key))
+    auth = InboundStream(ctx("a.test", {"b.test": s}))
+    verify.start()
+    events: list[S2SEvent] = []
+    for _ in range(20):
+        data = verify.data_to_send()
+        auth_events = auth.receive_data(data) if data else []
+        assert not any(isinstance(e, Authenticated) for e in auth_events)  # answering authenticates nobody
+        back = auth.data_to_send()
+        if back:
+            for ev in verify.receive_data(back):
+                events.append(ev)
+                if isinstance(ev, StartTlsNow):
+                    verify.tls_established(tls("a.test"))
+                    auth.tls_established(tls("b.test"))
+        if not data and not back:
+            break
+    answers = [e for e in events if isinstance(e, DialbackVerifyAnswered)]
+    assert answers == [DialbackVerifyAnswered("a.test", "b.test", "orig-id", good_key, None)]
+    assert isinstance(events[-1], StreamClosed) and events[-1].condition is None
+    assert not any(isinstance(e, NegotiationFailed) for e in events)
+    assert verify.closed
+
+
+def _verify_stream_waiting() -> OutboundStream:
+    """b.test's verification stream to a.test (plain TCP), its <db:verify/> sent."""
+    s = Settings.parse_triple("not_supported/not_supported/true")
+    verify = OutboundStream(ctx("b.test", {"a.test": s}), "b.test", "a.test", s,
+                            verify=VerifyRequest("a.test", "b.test", "orig-id", "k"))
+    verify.start()
+    feed(verify, HEADER_B.replace(b"from='b.test' to='a.test'", b"from='a.test' to='b.test'") % b"v1",
+         b"<stream:features/>")
+    assert b"<db:verify from='b.test' to='a.test' id='orig-id'>k</db:verify>" in verify.data_to_send()
+    return verify
+
+
+def test_verify_answer_with_another_id_is_a_stream_error() -> None:
+    verify = _verify_stream_waiting()
+    events = feed(verify, b"<db:verify from='a.test' to='b.test' id='other-id' type='valid'/>")
+    assert not any(isinstance(e, DialbackVerifyAnswered) for e in events)
+    assert isinstance(events[-1], StreamClosed) and events[-1].condition == "invalid-xml"
+
+
+def test_verify_answer_error_carries_the_condition() -> None:
+    verify = _verify_stream_waiting()
+    events = feed(verify, b"<db:verify from='a.test' to='b.test' id='orig-id' type='error'><error type='cancel'>"
+                  b"<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:verify>")
+    assert events[0] == DialbackVerifyAnswered("a.test", "b.test", "orig-id", False, "item-not-found")
+
+
+# -- the receiving side: restarts -----------------------------------------------------------------------------------
+def _inbound_after_sasl() -> tuple[InboundStream, list[S2SEvent]]:
+    s = Settings.parse_triple("required/required/false")
+    inbound = InboundStream(ctx("b.test", {"a.test": s}, "b"))
+    events = feed(inbound, HEADER_A)
+    assert b"<required/>" in inbound.data_to_send()
+    events += feed(inbound, b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    assert inbound.data_to_send() == b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+    inbound.tls_established(tls("a.test"))
+    events += feed(inbound, HEADER_A)
+    assert b"<mechanism>EXTERNAL</mechanism>" in inbound.data_to_send()
+    events += feed(inbound, b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+    assert inbound.data_to_send() == b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"
+    return inbound, events
+
+
+def test_inbound_restart_after_sasl_offers_nothing_more() -> None:
+    inbound, events = _inbound_after_sasl()
+    assert kinds(events) == ["StreamOpened", "StartTlsNow", "StreamOpened", "Authenticated"]
+    assert [e.stream_id for e in events if isinstance(e, StreamOpened)] == ["b-1", "b-2"]  # new id after TLS
+    events = feed(inbound, HEADER_A)
+    assert kinds(events) == ["StreamOpened"]
+    sent = inbound.data_to_send()
+    assert sent.endswith(b"<stream:features/>") and b"id='b-2'" in sent
+    # SASL is done: a second <auth/> is refused, not a second authentication.
+    events = feed(inbound, b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+    assert not any(isinstance(e, Authenticated) for e in events)
+    assert b"<failure" in inbound.data_to_send()
+    events = feed(inbound, b"<message from='x@a.test' to='y@b.test'/>")
+    assert kinds(events) == ["StanzaReceived"]
+
+
+def test_inbound_restart_with_other_addresses_is_invalid_from() -> None:
+    inbound, _ = _inbound_after_sasl()
+    events = feed(inbound, HEADER_A.replace(b"from='a.test'", b"from='c.test'"))
+    assert isinstance(events[-1], StreamClosed) and events[-1].condition == "invalid-from"
+
+
+# -- stream errors from the peer -------------------------------------------------------------------------------
+PEER_ERROR = (b"<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+              b"<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>no such host</text></stream:error>")
+
+
+def test_outbound_stream_error_from_the_peer() -> None:
+    s = Settings.parse_triple("optional/optional/true")
+    out = OutboundStream(ctx("a.test", {"b.test": s}), "a.test", "b.test", s)
+    out.start()
+    out.data_to_send()
+    events = feed(out, HEADER_B % b"s1", PEER_ERROR)
+    assert kinds(events) == ["StreamOpened", "NegotiationFailed", "StreamClosed"]
+    failed = events[1]
+    assert isinstance(failed, NegotiationFailed) and failed.detail == "stream_closed" and failed.direction == "out"
+    assert failed.excluded == ()  # optional/optional/true rules out nothing, and nothing was offered yet
+    assert events[2] == StreamClosed("host-unknown", "no such host", by_peer=True)
+    assert out.data_to_send() == b"</stream:stream>"
+    assert feed(out, b"<more/>") == []
+
+
+def test_inbound_stream_error_from_the_peer() -> None:
+    s = Settings.parse_triple("required/optional/false")
+    inbound = InboundStream(ctx("b.test", {"a.test": s}))
+    feed(inbound, HEADER_A)
+    events = feed(inbound, PEER_ERROR)
+    assert kinds(events) == ["NegotiationFailed", "StreamClosed"]
+    failed = events[0]
+    assert isinstance(failed, NegotiationFailed) and failed.detail == "closed_before_authentication"
+    assert {(e.method, e.rule) for e in failed.excluded} == {
+        (Method.TLS_DIALBACK, Rule.DIALBACK_OFF),
+        (Method.TCP_DIALBACK, Rule.TLS_REQUIRED),
+        (Method.TCP_DIALBACK, Rule.DIALBACK_OFF),
+    }
+    assert events[1] == StreamClosed("host-unknown", "no such host", by_peer=True)
+
+
+# -- property: no method the settings rule out, no exception ---------------------------------------------------
+VALID_SETTINGS = [s for s in (Settings.parse_triple(f"{t}/{a}/{d}") for t, a, d in itertools.product(
+    ("required", "optional", "not_supported"), ("required", "optional", "not_supported"), ("true", "false")))]
+PEER_SETTINGS = {"a.test": 0, "c.test": 1}
+
+FRAGMENTS = [
+    HEADER_A,
+    HEADER_A.replace(b"from='a.test'", b"from='c.test'"),
+    HEADER_A.replace(b"version='1.0'", b""),
+    b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+    b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>",
+    b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>" + base64.b64encode(b"a.test") + b"</auth>",
+    b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>" + base64.b64encode(b"c.test") + b"</auth>",
+    b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth>",
+    b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>!!</auth>",
+    b"<db:result from='a.test' to='b.test'>k1</db:result>",
+    b"<db:result from='c.test' to='b.test'>k2</db:result>",
+    b"<db:result from='a.test' to='b.test' type='valid'/>",
+    b"<db:result from='a.test' to='x.test'>k3</db:result>",
+    b"<db:verify from='a.test' to='b.test' id='i1'>k</db:verify>",
+    b"<message from='u@a.test' to='v@b.test'><body>x</body></message>",
+    b"<message from='u@c.test' to='v@b.test'/>",
+    b"<iq from='a.test' to='other.test' type='get' id='1'/>",
+    b"<presence/>",
+    b"<stream:features/>",
+    b"<foo xmlns='urn:x'/>",
+    b" ",
+    b"</stream:stream>",
+    b"<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+    b"<<&",
+    b"\xff\xfe",
+]
+
+STARTTLS = FRAGMENTS[3]
+SECURE = [HEADER_A, STARTTLS, HEADER_A]
+PREFIXES: list[list[bytes]] = [
+    [], [HEADER_A], SECURE, [FRAGMENTS[1], STARTTLS, FRAGMENTS[1]],
+    [HEADER_A, FRAGMENTS[9]], [*SECURE, FRAGMENTS[4]], [*SECURE, FRAGMENTS[9]], [*SECURE, FRAGMENTS[10]],
+]
+CERTS: list[tuple[str, ...]] = [(), ("a.test",), ("a.test", "c.test"), ("c.test",)]
+
+
+@st.composite
+def peer_script(draw: st.DrawFn) -> list[tuple[str, object]]:
+    verdict = st.sampled_from([True, True, False, "remote-connection-failed"])
+    steps: list[tuple[str, object]] = [("cert", draw(st.sampled_from(CERTS))), ("verdict", draw(verdict))]
+    # Usually start the way a real peer does, so that the random part reaches the later states.
+    for frag in draw(st.sampled_from(PREFIXES)):
+        steps.append(("bytes", frag))
+    for _ in range(draw(st.integers(0, 12))):
+        choice = draw(st.integers(0, 9))
+        if choice == 0:
+            steps.append(("bytes", draw(st.binary(max_size=40))))
+        elif choice == 1:
+            frag = draw(st.sampled_from(FRAGMENTS))
+            cut = draw(st.integers(0, len(frag)))
+            steps.append(("bytes", frag[:cut]))
+            steps.append(("bytes", frag[cut:]))
+        else:
+            steps.append(("bytes", draw(st.sampled_from(FRAGMENTS))))
+        steps.append(("verdict", draw(verdict)))
+        steps.append(("cert", draw(st.sampled_from(CERTS))))
+    return steps
+
+
+def _check_invariants(inbound: InboundStream, events: list[S2SEvent],
+                      settings_for: Callable[[str], Settings | None], cert_for: frozenset[str]) -> None:
+    for ev in events:
+        if isinstance(ev, Authenticated):
+            event(f"authenticated {ev.method.value}")
+            s = settings_for(ev.remote_domain)
+            assert s is not None and allows(s, ev.method), (ev, s)
+            assert ev.method.uses_tls == inbound.secure, ev
+            if ev.method is Method.SASL_TLS:
+                assert ev.remote_domain in cert_for and ev.remote_domain == inbound.remote_domain
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    local=st.sampled_from(VALID_SETTINGS),
+    other=st.sampled_from([*VALID_SETTINGS, None]),
+    script=peer_script(),
+)
+def test_whatever_the_peer_sends_no_forbidden_method_and_no_exception(
+    local: Settings, other: Settings | None, script: list[tuple[str, object]]
+) -> None:
+    table = {"a.test": local, **({"c.test": other} if other else {})}
+    inbound = InboundStream(ctx("b.test", table))
+    pending: list[DialbackVerifyRequested] = []
+    cert: frozenset[str] = frozenset()
+    tls_cert: frozenset[str] = frozenset()
+    verdicts: Iterator[object] = iter(())
+    for kind, arg in script:
+        if kind == "cert":
+            assert isinstance(arg, tuple)
+            cert = frozenset(arg)
+            continue
+        if kind == "verdict":  # how the next connect-back turns out
+            verdicts = itertools.chain([arg], verdicts)
+            continue
+        assert isinstance(arg, bytes)
+        events = inbound.receive_data(arg)
+        inbound.data_to_send()
+        for ev in events:
+            if isinstance(ev, StartTlsNow):
+                tls_cert = cert  # the certificate this TLS session presented, whatever comes later
+                inbound.tls_established(TlsInfo("TLSv1.3", "T", FakeCert(tls_cert)))
+            elif isinstance(ev, DialbackVerifyRequested):
+                pending.append(ev)
+        _check_invariants(inbound, events, table.get, tls_cert)
+        while pending:
+            ev = pending.pop(0)
+            verdict = next(verdicts, False)
+            more = inbound.dialback_verified(ev.originating, ev.receiving, verdict is True,
+                                             verdict if isinstance(verdict, str) else None)
+            inbound.data_to_send()
+            _check_invariants(inbound, more, table.get, tls_cert)
+        if inbound.closed:
+            assert inbound.receive_data(b"<more/>") == []
+    inbound.close("system-shutdown")
+    assert inbound.closed
+
+
+OUT_FRAGMENTS = [
+    HEADER_B % b"s1",
+    HEADER_B.replace(b" id='%s'", b""),
+    b"<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>",
+    b"<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>",
+    b"<stream:features><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>",
+    b"<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL</mechanism>"
+    b"</mechanisms><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>",
+    b"<stream:features/>",
+    b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+    b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+    b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>",
+    b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>",
+    b"<db:result from='b.test' to='a.test' type='valid'/>",
+    b"<db:result from='b.test' to='a.test' type='invalid'/>",
+    b"<db:result from='c.test' to='a.test' type='valid'/>",
+    b"<message from='u@b.test' to='v@a.test'/>",
+    b"</stream:stream>",
+    PEER_ERROR,
+    b"<<&",
+]
+
+_H, _TLS, _DB, _SASL, _PROCEED = (OUT_FRAGMENTS[i] for i in (0, 2, 4, 5, 7))
+_VALID, _SUCCESS, _EMPTY = OUT_FRAGMENTS[11], OUT_FRAGMENTS[9], OUT_FRAGMENTS[6]
+OUT_PREFIXES: list[list[bytes]] = [
+    [], [_H, _DB], [_H, _TLS, _PROCEED, _H, _SASL], [_H, _TLS, _PROCEED, _H, _DB], [_H, _SASL], [_H, _DB, _VALID],
+    [_H, _TLS, _PROCEED, _H, _SASL, OUT_FRAGMENTS[10]], [_H, _TLS, _PROCEED, _H, _SASL, _SUCCESS, _H, _EMPTY],
+    [_H, _TLS, _PROCEED, _H, _DB, _VALID], [_H, _TLS, _PROCEED, _H, _SASL, OUT_FRAGMENTS[10], _VALID],
+]
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    local=st.sampled_from(VALID_SETTINGS),
+    cert_valid=st.booleans(),
+    prefix=st.sampled_from(OUT_PREFIXES),
+    script=st.lists(st.one_of(st.sampled_from(OUT_FRAGMENTS), st.binary(max_size=20)), max_size=10),
+)
+def test_outbound_never_authenticates_or_speaks_in_plain_text_against_its_settings(
+    local: Settings, cert_valid: bool, prefix: list[bytes], script: list[bytes]
+) -> None:
+    script = prefix + script
+    out = OutboundStream(ctx("a.test", {"b.test": local}), "a.test", "b.test", local)
+    out.start()
+    sent = bytearray(out.data_to_send())
+    for chunk in script:
+        events = out.receive_data(chunk)
+        for ev in events:
+            if isinstance(ev, StartTlsNow):
+                out.tls_established(tls("b.test") if cert_valid else tls())
+            elif isinstance(ev, Authenticated):
+                event(f"out authenticated {ev.method.value}")
+                assert allows(local, ev.method) and ev.method.uses_tls == out.secure, (ev, local)
+        data = out.data_to_send()
+        if not out.secure:
+            sent += data
+        if out.authenticated and not out.closed:
+            out.send_stanza(Element("{jabber:server}message", {"from": "x@a.test", "to": "y@b.test"}))
+            if not out.secure:
+                sent += out.data_to_send()
+    if local.tls.value == "required":
+        # Before TLS, only the header, <starttls/>, a stream error and the close ever left.
+        for forbidden in (b"<db:", b"<auth", b"<message"):
+            assert forbidden not in sent, (forbidden, bytes(sent))
