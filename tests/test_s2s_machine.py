@@ -583,3 +583,24 @@ def test_outbound_never_authenticates_or_speaks_in_plain_text_against_its_settin
         # Before TLS, only the header, <starttls/>, a stream error and the close ever left.
         for forbidden in (b"<db:", b"<auth", b"<message"):
             assert forbidden not in sent, (forbidden, bytes(sent))
+
+
+# -- authentication covers a domain pair ------------------------------------------------------------------------------
+def test_dialback_authenticates_a_domain_pair_not_a_domain() -> None:
+    s = Settings.parse_triple("not_supported/not_supported/true")
+    two = S2SContext(is_local_domain=lambda d: d in ("b.test", "b2.test"), settings_for={"a.test": s}.get,
+                     dialback_secret=SECRET, new_stream_id=lambda: "sid")
+    inbound = InboundStream(two)
+    feed(inbound, HEADER_A)
+    (req,) = feed(inbound, b"<db:result from='a.test' to='b.test'>k</db:result>")
+    assert isinstance(req, DialbackVerifyRequested)
+    assert kinds(inbound.dialback_verified("a.test", "b.test", True)) == ["Authenticated"]
+    assert kinds(feed(inbound, b"<message from='u@a.test' to='v@b.test'/>")) == ["StanzaReceived"]
+    inbound.data_to_send()
+    # Piggy-backing a.test -> b2.test needs its own verification, not an immediate "valid"...
+    (req2,) = feed(inbound, b"<db:result from='a.test' to='b2.test'>k2</db:result>")
+    assert isinstance(req2, DialbackVerifyRequested) and req2.receiving == "b2.test"
+    assert inbound.data_to_send() == b""
+    # ...and until then, a stanza to b2.test is refused.
+    events = feed(inbound, b"<message from='u@a.test' to='v@b2.test'/>")
+    assert isinstance(events[-1], StreamClosed) and events[-1].condition == "invalid-from"

@@ -50,6 +50,8 @@ class InboundStream(StreamMachine):
         self.settings: Settings | None = None
         # Domains authenticated on this stream -> method (piggy-backed dialback can add more than one).
         self.authenticated: dict[str, Method] = {}
+        # What each authentication covers: (originating, receiving) domain pairs (XEP-0220 2.4, 2.5).
+        self._pairs: set[tuple[str, str]] = set()
         self._pending_dialback: set[tuple[str, str]] = set()
         self._awaiting_tls = False
         self._sasl_done = False
@@ -76,6 +78,7 @@ class InboundStream(StreamMachine):
         elif valid:
             method = Method.TLS_DIALBACK if self.secure else Method.TCP_DIALBACK
             self.authenticated[originating] = method
+            self._pairs.add((originating, receiving))
             self._send(dialback.result_answer(receiving, originating, "valid"))
             events.append(Authenticated(receiving, originating, method, "in"))
         else:
@@ -214,6 +217,7 @@ class InboundStream(StreamMachine):
         self._send(sasl_element("success"))
         self._sasl_done = True
         self.authenticated[self.remote_domain] = Method.SASL_TLS
+        self._pairs.add((self.remote_domain, self.local_domain))
         self._restart_stream()
         events.append(Authenticated(self.local_domain, self.remote_domain, Method.SASL_TLS, "in"))
 
@@ -240,7 +244,7 @@ class InboundStream(StreamMachine):
         if not allows(settings, method):
             self._send(dialback.result_answer(receiving, originating, "error", "policy-violation"))
             return
-        if originating in self.authenticated:
+        if (originating, receiving) in self._pairs:
             self._send(dialback.result_answer(receiving, originating, "valid"))
             return
         if (originating, receiving) in self._pending_dialback:
@@ -275,6 +279,9 @@ class InboundStream(StreamMachine):
             raise StreamError("invalid-from", f"{from_} is not authenticated on this stream")
         if not self._ctx.is_local_domain(to):
             raise StreamError("host-unknown", f"this gateway does not serve {to}")
+        if (from_, to) not in self._pairs:
+            # Authenticated, but for another of our domains: RFC 6120 4.9.3.9 "as negotiated".
+            raise StreamError("invalid-from", f"{from_} is not authenticated for {to} on this stream")
         events.append(StanzaReceived(el, from_))
 
     def _on_failed_before_auth(self, events: list[S2SEvent]) -> None:
