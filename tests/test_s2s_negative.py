@@ -437,8 +437,6 @@ def test_a_silent_peer_is_closed_with_connection_timeout(tmp_path: Path, sends: 
 
 
 # -- the stream error must reach a peer that is still writing ----------------------------------------------------
-@pytest.mark.xfail(strict=False, reason="server.py closes the socket with the peer's bytes unread: the kernel "
-                   "sends a RST, and the peer's kernel throws the <stream:error/> away before it is read")
 def test_the_stream_error_reaches_a_peer_that_keeps_writing(tmp_path: Path) -> None:
     async def scenario(env: Env) -> None:
         peer = await env.connect()

@@ -59,6 +59,7 @@ from .tls import Credentials, TlsContext, TlsError, TlsSession, TrustAnchors, cl
 log = logging.getLogger("fedgate")
 
 _READ_SIZE = 65536
+LINGER_SECONDS = 1.0
 MAX_QUEUE = 10000
 
 
@@ -253,6 +254,13 @@ class _Connection:
                 self.tls.close()
                 self.writer.write(self.tls.data_to_send())
             await self.writer.drain()
+            # FIN after </stream:stream>, then read what the peer still sends until its FIN: closing with
+            # unread input makes the kernel send a reset, and the peer's kernel would discard our stream error.
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+            async with asyncio.timeout(LINGER_SECONDS):
+                while await self.reader.read(_READ_SIZE):
+                    pass
         self.writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.writer.wait_closed(), 2)
