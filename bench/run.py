@@ -84,7 +84,7 @@ class Sizes:
 
     auth_seconds: float = 10.0
     warmup: float = 2.0
-    concurrency: int = 32
+    concurrency: int = 64
     relay_count: int = 100000
     window: int = 2000
     rate: float = 10000.0
@@ -128,6 +128,11 @@ class Context:
     ca: TestCA
     load_files: CertFiles
     results: dict[str, Any] = field(default_factory=dict)
+    profile_dir: Path | None = None
+    only: set[str] | None = None
+
+    def wanted(self, scenario: str) -> bool:
+        return self.only is None or scenario in self.only
 
     def load_tool(self, scenario: str, target: Target, *extra: str) -> dict[str, Any]:
         lay, f = self.layout, self.load_files
@@ -219,10 +224,13 @@ static_routes = {{ "{lay.load}" = "{lay.load_ip}:5269" }}
                                             partner_type="federated"))
             store.update_gateway(connection_limit=50000, partner_connection_limit=50000)
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        argv = [sys.executable, "-m", "fedgate.cli", "serve", "--config", str(self.config)]
+        if self.ctx.profile_dir is not None:  # pip install pyinstrument (not a dependency of fedgate)
+            report = self.ctx.profile_dir / f"fedgate-{method}-{len(list(self.ctx.profile_dir.iterdir()))}.txt"
+            argv[1:3] = ["-m", "pyinstrument", "--show-all", "-r", "text", "-o", str(report), "-m", "fedgate.cli"]
         with open(self.dir / f"fedgate-{method}.log", "ab") as log:
             self.process = subprocess.Popen(
-                pinned(self.ctx.layout.target_cpu,
-                       [sys.executable, "-m", "fedgate.cli", "serve", "--config", str(self.config)]),
+                pinned(self.ctx.layout.target_cpu, argv),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, env=env,
             )
         self.pid = self.process.pid
@@ -309,13 +317,15 @@ def run_scenarios(ctx: Context, targets: list[Target]) -> None:
     s = ctx.sizes
     res = ctx.results.setdefault("targets", {t.name: {} for t in targets})
     for method in METHODS:
+        if not ctx.wanted(f"auth:{method}"):
+            continue
         for target in targets:
             with target.running(method):
                 res[target.name][f"auth:{method}"] = ctx.load_tool(
                     "auth", target, "--method", method, "--duration", str(s.auth_seconds),
                     "--warmup", str(s.warmup), "--concurrency", str(s.concurrency))
             _progress(target.name, f"auth:{method}", res[target.name][f"auth:{method}"])
-    for target in targets:
+    for target in targets if ctx.wanted("relay") else []:
         with target.running("sasl_tls"):
             res[target.name]["relay"] = ctx.load_tool(
                 "relay", target, "--component-domain", target.component_domain,
@@ -323,7 +333,7 @@ def run_scenarios(ctx: Context, targets: list[Target]) -> None:
                 "--recipient", f"bob@{ctx.layout.load}", "--count", str(s.relay_count), "--window", str(s.window),
                 "--rate", str(s.rate), "--latency-seconds", str(s.latency_seconds))
         _progress(target.name, "relay", res[target.name]["relay"])
-    for target in targets:
+    for target in targets if ctx.wanted("idle") else []:
         with target.running("sasl_tls"):
             res[target.name]["idle"] = ctx.load_tool(
                 "idle", target, "--method", "sasl_tls", "--streams", s.idle_streams,
@@ -358,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny counts (the smoke test)")
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     p.add_argument("--subnet", default="127.0.0", help="loopback addresses SUBNET.50-52 and .100-131")
+    p.add_argument("--profile", type=Path, help="profile fedgate with pyinstrument; reports go to this directory")
+    p.add_argument("--only", help="comma list of scenarios: auth:sasl_tls, auth:tls_dialback, auth:tcp_dialback, "
+                   "relay, idle")
     p.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs)")
     args = p.parse_args(argv)
     raise_fd_limit()
@@ -371,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(layout, sizes, workdir, ca, ca.issue(layout.load, workdir / "load"))
         ctx.results["machine"] = machine()
         ctx.results["sizes"] = vars(sizes)
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            ctx.profile_dir = args.profile.resolve()
+        ctx.only = set(args.only.split(",")) if args.only else None
         targets: list[Target] = []
         for name in names:
             if name == "fedgate":
@@ -384,8 +401,9 @@ def main(argv: list[str] | None = None) -> int:
                 targets.append(ProsodyTarget(ctx))
             else:
                 p.error(f"unknown target {name!r}")
-        ctx.results["ceilings"] = run_ceilings(ctx)
-        _progress("-", "ceilings", ctx.results["ceilings"])
+        if ctx.wanted("ceilings"):
+            ctx.results["ceilings"] = run_ceilings(ctx)
+            _progress("-", "ceilings", ctx.results["ceilings"])
         run_scenarios(ctx, targets)
     finally:
         if hosts is not None:

@@ -27,6 +27,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL, crypto
 
+try:  # pyOpenSSL's binding: no public way to ask how many bytes a memory BIO holds
+    from OpenSSL._util import ffi as _ffi
+    from OpenSSL._util import lib as _lib
+
+    _MEM_DATA = _ffi.new("char **")  # BIO_get_mem_data's out-parameter; its value is never read
+except ImportError:  # pragma: no cover
+    _lib = None
+
 from fedgate.identity import CertificateNames, certificate_names, matches_domain, normalize_domain
 
 __all__ = [
@@ -91,15 +99,17 @@ class CertificateStatus:
     error_code: int | None = None  # X509_V_ERR_* of the first failure
     error_depth: int | None = None  # 0 = the peer's own certificate
     certificate: x509.Certificate | None = field(default=None, repr=False, compare=False)
+    # valid_for() answers, by domain: a stream asks for the same domain more than once, and matching is costly.
+    _matches: dict[str, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def valid_for(self, domain: str) -> bool:
         """Whether this authenticates the peer as ``domain``: a valid chain and a matching identity."""
-        return (
-            self.presented
-            and self.chain_valid
-            and self.certificate is not None
-            and matches_domain(self.certificate, domain)
-        )
+        if not (self.presented and self.chain_valid and self.certificate is not None):
+            return False
+        known = self._matches.get(domain)
+        if known is None:
+            known = self._matches[domain] = matches_domain(self.certificate, domain)
+        return known
 
 
 class TlsContext:
@@ -171,7 +181,18 @@ def _base_context(trust: TrustAnchors, credentials: Credentials | None, *, serve
         except SSL.Error as e:
             raise TlsError(f"{credentials.cert_chain}, {credentials.key}: cannot load: {_error_text(e)}") from e
     ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+    # Free the record layer's read and write buffers (some 34 KiB) whenever they are empty: an idle S2S stream
+    # then holds about 30 KiB less (bench/, BENCHMARKS.md).
+    ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
     return ctx
+
+
+def _bio_pending(conn: SSL.Connection) -> int:
+    """Bytes waiting in the connection's outgoing memory BIO; -1 when that cannot be asked (then read and see)."""
+    bio = getattr(conn, "_from_ssl", None)
+    if bio is None or _lib is None:  # pragma: no cover - only if pyOpenSSL's private binding moves
+        return -1
+    return int(_lib.BIO_get_mem_data(bio, _MEM_DATA))
 
 
 def _verify_callback(conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int) -> bool:
@@ -309,6 +330,12 @@ class TlsSession:
         self._check_usable()
         if not self.handshake_complete:
             raise TlsError("cannot send application data before the TLS handshake completes")
+        if len(plaintext) <= _WRITE_CHUNK:  # the usual case: one stanza, one record
+            try:
+                self._conn.sendall(plaintext)
+            except SSL.Error as e:
+                raise self._fail(_error_text(e)) from e
+            return
         view = memoryview(plaintext)
         while view:
             try:
@@ -319,15 +346,21 @@ class TlsSession:
 
     def data_to_send(self) -> bytes:
         """TLS records to write to the peer (handshake, application data, alerts, close_notify)."""
+        pending = _bio_pending(self._conn)
+        if pending == 0:  # nothing to send: no exception raised and caught on every call
+            return b""
         chunks: list[bytes] = []
         while True:
             try:
-                chunk = self._conn.bio_read(_READ_SIZE)
+                chunk = self._conn.bio_read(max(pending, _READ_SIZE))
             except SSL.WantReadError:
                 break
             if not chunk:
                 break
             chunks.append(chunk)
+            pending = _bio_pending(self._conn)
+            if pending == 0:
+                break
         return b"".join(chunks)
 
     def close(self) -> None:

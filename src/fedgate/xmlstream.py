@@ -137,6 +137,21 @@ _RESTRICTED_ERRORS = _codes(
 )
 
 
+def _forbidden(what: str) -> Callable[..., None]:
+    def handler(*args: object) -> None:
+        raise StreamError("restricted-xml", f"{what} is not allowed in XMPP (RFC 6120 section 11.1)")
+
+    return handler
+
+
+# Made once: every stream (and every restart after STARTTLS or SASL) installs them on a fresh expat parser.
+_FORBIDDEN = {
+    what: _forbidden(what)
+    for what in ("DOCTYPE", "entity declaration", "notation declaration", "comment", "processing instruction",
+                 "entity reference")
+}
+
+
 class XmlStreamParser:
     """Bytes of one XMPP stream in, :data:`XmlEvent` list out. See the module docstring for the rules."""
 
@@ -161,14 +176,14 @@ class XmlStreamParser:
         p.CharacterDataHandler = self._chars
         p.StartNamespaceDeclHandler = self._ns_decl
         p.XmlDeclHandler = self._xml_decl
-        p.StartDoctypeDeclHandler = self._forbidden("DOCTYPE")
-        p.EntityDeclHandler = self._forbidden("entity declaration")
-        p.UnparsedEntityDeclHandler = self._forbidden("entity declaration")
-        p.NotationDeclHandler = self._forbidden("notation declaration")
-        p.CommentHandler = self._forbidden("comment")
-        p.ProcessingInstructionHandler = self._forbidden("processing instruction")
+        p.StartDoctypeDeclHandler = _FORBIDDEN["DOCTYPE"]
+        p.EntityDeclHandler = _FORBIDDEN["entity declaration"]
+        p.UnparsedEntityDeclHandler = _FORBIDDEN["entity declaration"]
+        p.NotationDeclHandler = _FORBIDDEN["notation declaration"]
+        p.CommentHandler = _FORBIDDEN["comment"]
+        p.ProcessingInstructionHandler = _FORBIDDEN["processing instruction"]
         p.ExternalEntityRefHandler = self._external_entity
-        p.SkippedEntityHandler = self._forbidden("entity reference")
+        p.SkippedEntityHandler = _FORBIDDEN["entity reference"]
         p.DefaultHandler = None
         self._p = p
         self._events: list[XmlEvent] = []
@@ -344,12 +359,6 @@ class XmlStreamParser:
     def _external_entity(context: str, base: str | None, system_id: str | None, public_id: str | None) -> int:
         raise StreamError("restricted-xml", "external entity reference is not allowed in XMPP")
 
-    @staticmethod
-    def _forbidden(what: str) -> Callable[..., None]:
-        def handler(*args: object) -> None:
-            raise StreamError("restricted-xml", f"{what} is not allowed in XMPP (RFC 6120 section 11.1)")
-
-        return handler
 
 
 # -- serialising ---------------------------------------------------------------------------------------
@@ -368,6 +377,12 @@ _TEXT_REFS = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#13;"))
 _ATTR_REFS = (*_TEXT_REFS, ('"', "&quot;"), ("'", "&apos;"), ("\n", "&#10;"), ("\t", "&#9;"))
 
 
+# Anything escaping has to look at (a reference to write, or a character to refuse): most values have none, and
+# one scan in C then proves the value can be written as it is (the stanza path serialises every attribute).
+_TEXT_WORK = re.compile("[&<>\r]|" + _BAD_CHARS.pattern[1:-1].join("[]"))
+_ATTR_WORK = re.compile("[&<>\r\"'\n\t]|" + _BAD_CHARS.pattern[1:-1].join("[]"))
+
+
 def _escape(s: str, refs: tuple[tuple[str, str], ...]) -> str:
     _check(s)
     for char, ref in refs:
@@ -378,19 +393,33 @@ def _escape(s: str, refs: tuple[tuple[str, str], ...]) -> str:
 
 def escape_text(s: str) -> str:
     """Character data that no parser can read as markup (``\\r`` kept as a reference so it survives)."""
+    if _TEXT_WORK.search(s) is None:
+        return s
     return _escape(s, _TEXT_REFS)
 
 
 def escape_attr(s: str) -> str:
     """An attribute value safe in either quote; whitespace as references so normalisation keeps it."""
+    if _ATTR_WORK.search(s) is None:
+        return s
     return _escape(s, _ATTR_REFS)
 
 
+_SPLIT: dict[str, tuple[str, str]] = {}
+
+
 def _split(tag: str) -> tuple[str, str]:
-    if tag[:1] == "{":
-        ns, _, local = tag[1:].partition("}")
-        return ns, local
-    return "", tag
+    split = _SPLIT.get(tag)
+    if split is None:
+        if tag[:1] == "{":
+            ns, _, local = tag[1:].partition("}")
+            split = ns, local
+        else:
+            split = "", tag
+        if len(_SPLIT) >= _NAME_CACHE_MAX:  # names are few; a peer making up new ones must not grow this
+            _SPLIT.clear()
+        _SPLIT[tag] = split
+    return split
 
 
 class _Writer:
