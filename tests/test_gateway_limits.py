@@ -4,10 +4,13 @@ inactivity time-out and whitespace keep-alives."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 from xml.etree.ElementTree import Element
+
+import pytest
 
 from fedgate.certs import TestCA
 from fedgate.policy import Settings
@@ -140,3 +143,22 @@ async def _wait(predicate: Callable[[], bool], timeout: float = 5) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")
         await asyncio.sleep(0.02)
+
+
+def test_refused_domain_is_logged_with_the_reason(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        ca = TestCA.create(tmp_path / "ca")
+        a = await make_node(tmp_path, ca, "a.test", "127.0.0.16", ROUTES)  # no partners at all
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.16", 5269)
+            writer.write(HEADER)
+            data = await _read_all(reader)
+            assert b"<policy-violation" in data
+            writer.close()
+        finally:
+            await a.gateway.stop()
+
+    with caplog.at_level(logging.WARNING, logger="fedgate"):
+        asyncio.run(main())
+    assert any("policy-violation" in r.getMessage() and "b.test is not a federated partner" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]

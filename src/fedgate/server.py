@@ -603,6 +603,10 @@ class Gateway:
                 self.route(ev.element, FromPartner(ev.from_domain))
             elif isinstance(ev, NegotiationFailed):
                 self._log_failure(ev)
+            elif isinstance(ev, StreamClosed) and ev.condition and not ev.by_peer:
+                # We refused or ended the stream: say why, once, for the administrator.
+                log.warning("%s", t("s2s.refused", None, partner=machine.remote_domain or record.remote_domain
+                                    or "?", condition=ev.condition, text=ev.text or "-"))
 
     def _check_partner_limit(self, machine: InboundStream, conn: _Connection, record: StreamRecord) -> None:
         remote = machine.remote_domain
