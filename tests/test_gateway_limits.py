@@ -10,14 +10,17 @@ from collections.abc import Callable
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
+import dns.rdata
 import pytest
 
 from fedgate.certs import TestCA
 from fedgate.policy import Settings
+from fedgate.resolver import Resolver
 from fedgate.s2s import Authenticated, StreamClosed
 
 from .net.components import EchoComponent, error_condition
 from .net.gateways import make_node
+from .test_resolver import FakeDns
 
 ROUTES = {"a.test": "127.0.0.16:5269", "b.test": "127.0.0.17:5269"}
 HEADER = (
@@ -162,3 +165,28 @@ def test_refused_domain_is_logged_with_the_reason(tmp_path: Path, caplog: pytest
         asyncio.run(main())
     assert any("policy-violation" in r.getMessage() and "b.test is not a federated partner" in r.getMessage()
                for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_outbound_follows_srv_priority_to_a_non_default_port(tmp_path: Path) -> None:
+    """_xmpp-server._tcp.b.test says: first 127.0.0.19:5299 (nothing listens), then 127.0.0.17:5270 (b)."""
+    async def main() -> None:
+        ca = TestCA.create(tmp_path / "ca")
+        b = await make_node(tmp_path, ca, "b.test", "127.0.0.17", {"a.test": "127.0.0.16:5269"}, listen_port=5270)
+        a = await make_node(tmp_path, ca, "a.test", "127.0.0.16", {})
+        fake = FakeDns({"_xmpp-server._tcp.b.test": [
+            dns.rdata.from_text("IN", "SRV", "10 0 5299 127.0.0.19."),
+            dns.rdata.from_text("IN", "SRV", "20 0 5270 127.0.0.17."),
+        ]})
+        a.gateway.config.resolver = Resolver(dns_resolver=fake, use_srv=True)
+        s = Settings.parse_triple("required/required/false")
+        a.set_partner("b.test", s)
+        b.set_partner("a.test", s)
+        try:
+            a.gateway.send_to_partner("a.test", "b.test", _presence())
+            await _wait(lambda: any(isinstance(e, Authenticated) for _, e in b.events))
+            assert fake.queries[0][:2] == ("_xmpp-server._tcp.b.test", "SRV")
+        finally:
+            await a.gateway.stop()
+            await b.gateway.stop()
+
+    asyncio.run(main())

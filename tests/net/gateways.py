@@ -45,13 +45,14 @@ async def make_node(
     cert_names: list[str] | None = None,
     component_secret: str | None = "secret",
     component_port: int | None = None,
+    listen_port: int = 5269,
 ) -> Node:
     files = ca.issue(domain, tmp, dns_names=cert_names, srv_names=cert_names is None, basename=f"{domain}-{ip}")
     store = SqliteStore(tmp / f"{domain}-{ip}.sqlite3")
     store.update_gateway(stream_establishment_timeout=10)
     config = GatewayConfig(
         domains={domain: LocalDomain(domain, Credentials(files.chain, files.key), component_secret)},
-        s2s_listen=[(ip, 5269)],
+        s2s_listen=[(ip, listen_port)],
         component_listen=(ip, component_port) if component_port else None,
         trust=TrustAnchors(cafiles=(ca.cert_path,), use_system=False),
         resolver=Resolver(static_routes=routes, use_srv=False),
