@@ -5,6 +5,7 @@ errors, never dropped."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 
@@ -129,3 +130,35 @@ def test_public_unverified_partner_needs_prior_authorization(tmp_path: Path) -> 
             await b.gateway.stop()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("log_bodies", [False, True])
+def test_message_bodies_are_logged_only_when_asked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, log_bodies: bool
+) -> None:
+    async def main() -> None:
+        a, b, comp_a, comp_b = await _pair(tmp_path)
+        try:
+            s = Settings.parse_triple("required/required/false")
+            a.set_partner("b.test", s, partner_type="federated")
+            b.set_partner("a.test", s, partner_type="federated")
+            a.store.update_gateway(log_message_bodies=log_bodies)
+            b.store.update_gateway(log_message_bodies=log_bodies)
+            a.gateway.reload()
+            b.gateway.reload()
+            comp_a.say("alice@a.test", "bob@b.test", "ping the-secret-body")
+            assert str((await comp_a.next_message())["body"]) == "pong the-secret-body"
+        finally:
+            await comp_a.stop()
+            await comp_b.stop()
+            await settle([a.gateway, b.gateway])
+            await a.gateway.stop()
+            await b.gateway.stop()
+
+    with caplog.at_level(logging.DEBUG, logger="fedgate"):
+        asyncio.run(main())
+    routed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("routing message")]
+    assert routed  # the trace is there either way
+    assert any("the-secret-body" in m for m in routed) is log_bodies
+    if not log_bodies:
+        assert all("the-secret-body" not in r.getMessage() for r in caplog.records)

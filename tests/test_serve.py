@@ -7,6 +7,9 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -225,3 +228,31 @@ def test_sigterm_bounces_what_is_queued_and_sighup_reloads_certificates(tmp_path
             b.close()
 
     asyncio.run(main())
+
+
+def test_serve_process_exits_0_on_sigterm_within_the_bound(tmp_path: Path) -> None:
+    ca = TestCA.create(tmp_path / "ca")
+    path = _write_config(tmp_path, ca)
+    proc = subprocess.Popen([sys.executable, "-m", "fedgate.cli", "serve", "--config", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if _get("http://127.0.0.14:5380/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the gateway did not come up"
+            time.sleep(0.1)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert time.monotonic() - started < 12
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+        assert any("serving gw.test" in e["message"] for e in lines), err  # JSON-lines logging as configured
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -53,7 +53,7 @@ from .s2s import (
     VerifyRequest,
 )
 from .s2s.base import StreamMachine
-from .stanza import error_condition, error_reply
+from .stanza import describe, error_condition, error_reply
 from .tls import Credentials, TlsContext, TlsError, TlsSession, TrustAnchors, client_context, server_context
 
 log = logging.getLogger("fedgate")
@@ -472,6 +472,8 @@ class Gateway:
 
     # -- routing -----------------------------------------------------------------------------------------------
     def route(self, stanza: Element, origin: Origin) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            self._log_stanza(stanza, origin)
         for action in self.router.route(stanza, origin):
             if not isinstance(action, Dropped) and action.stanza is not stanza:
                 self.stats.bounces[error_condition(action.stanza) or "undefined-condition"] += 1
@@ -489,6 +491,15 @@ class Gateway:
                 # Never silent: what cannot be bounced is logged and counted.
                 self.stats.dropped += 1
                 log.info("stanza not bounced: %s", action.reason)
+
+    def _log_stanza(self, stanza: Element, origin: Origin) -> None:
+        """Debug trace of routed stanzas; message bodies only when the administrator set log_message_bodies."""
+        line = f"routing {describe(stanza)} from {type(origin).__name__}({origin.domain})"
+        if self.settings.log_message_bodies:
+            body = stanza.find("{jabber:server}body")
+            if body is not None:
+                line += f" body={body.text!r}"
+        log.debug("%s", line)
 
     def bounce(self, stanza: Element, condition: str, text: str | None = None) -> None:
         """Return ``stanza`` to its sender with an RFC 6120 error. The reply goes straight back the way the
