@@ -223,7 +223,8 @@ static_routes = {{ "{lay.load}" = "{lay.load_ip}:5269" }}
             store.add_partner(Partner.parse(domain=self.ctx.layout.load, tls=tls, sasl=sasl, dialback=dialback,
                                             partner_type="federated"))
             store.update_gateway(connection_limit=50000, partner_connection_limit=50000)
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        # FEDGATE_SRC: another source tree to run (to measure a proposed patch before it is applied).
+        env = {**os.environ, "PYTHONPATH": os.environ.get("FEDGATE_SRC", str(ROOT / "src"))}
         argv = [sys.executable, "-m", "fedgate.cli", "serve", "--config", str(self.config)]
         if self.ctx.profile_dir is not None:  # pip install pyinstrument (not a dependency of fedgate)
             report = self.ctx.profile_dir / f"fedgate-{method}-{len(list(self.ctx.profile_dir.iterdir()))}.txt"
