@@ -225,7 +225,8 @@ class _Connection:
     async def read(self, timeout: float | None) -> bytes | None:
         """Plaintext from the peer; ``None`` at end of stream. Handshake records are answered here."""
         while True:
-            raw = await asyncio.wait_for(self.reader.read(_READ_SIZE), timeout)
+            async with asyncio.timeout(timeout):  # no task per read, as wait_for makes
+                raw = await self.reader.read(_READ_SIZE)
             if not raw:
                 return None
             self.stats.bytes_in += len(raw)
@@ -289,11 +290,16 @@ class _OutboundLink:
         self.task: asyncio.Task[None] | None = None
         self.ready = False
         self.done = False
+        self._flush_pending = False
 
     def send(self, stanza: Element) -> None:
         if self.ready and self.machine is not None and self.conn is not None and not self.machine.closed:
             self.machine.send_stanza(stanza)
-            self.conn.write(self.machine.data_to_send())
+            # Stanzas routed in one loop iteration leave together: one TLS record, one socket write. Anything
+            # else written to this stream goes through machine.data_to_send() too, so the order is kept.
+            if not self._flush_pending:
+                self._flush_pending = True
+                asyncio.get_running_loop().call_soon(self._flush)
             if self.record is not None:
                 self.record.stanzas_out += 1
             self.gateway.stats.stanzas_out += 1
@@ -302,6 +308,11 @@ class _OutboundLink:
             self.gateway.bounce(stanza, "resource-constraint", "too many stanzas waiting for this partner")
             return
         self.queue.append(stanza)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        if self.machine is not None and self.conn is not None:
+            self.conn.write(self.machine.data_to_send())
 
 
 class Gateway:
