@@ -180,8 +180,9 @@ class InboundStream(StreamMachine):
 
     def _on_starttls(self, events: list[S2SEvent]) -> None:
         assert self.settings is not None
-        if self.secure or self.settings.tls is Tls.NOT_SUPPORTED or self.authenticated:
-            # RFC 6120 5.4.2.2: answer <failure/> and close the stream.
+        if self.secure or self.settings.tls is Tls.NOT_SUPPORTED or self.authenticated or self._pending_dialback:
+            # RFC 6120 5.4.2.2: answer <failure/> and close the stream. With a dialback verification under way
+            # the method it was checked for (TCP) would be authenticated as another (TLS): refused too.
             self._write(b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
             self._write_close()
             self.closed = True
