@@ -190,3 +190,36 @@ def test_outbound_follows_srv_priority_to_a_non_default_port(tmp_path: Path) -> 
             await b.gateway.stop()
 
     asyncio.run(main())
+
+
+def test_dialback_verifications_share_one_stream_to_the_authoritative_server(tmp_path: Path) -> None:
+    """Three dialback authentications of a.test at b, one after the other: b connects back to a once and asks
+    all three keys on that verification stream."""
+
+    async def main() -> None:
+        ca = TestCA.create(tmp_path / "ca")
+        a = await make_node(tmp_path, ca, "a.test", "127.0.0.16", ROUTES)
+        b = await make_node(tmp_path, ca, "b.test", "127.0.0.17", ROUTES)
+        s = Settings.parse_triple("not_supported/not_supported/true")
+        a.set_partner("b.test", s)
+        b.set_partner("a.test", s)
+        # An error stanza: b drops it (errors are never bounced), so b never opens a stream of its own to a.
+        probe = Element("{jabber:server}presence", {"from": "x@a.test", "to": "y@b.test", "type": "error"})
+        try:
+            for _ in range(3):
+                a.gateway.send_to_partner("a.test", "b.test", probe)
+                await _wait(lambda: any(isinstance(e, Authenticated) for d, e in b.events if d == "in"))
+                for link in list(a.gateway.links.values()):  # close a's outbound stream only
+                    assert link.machine is not None and link.conn is not None
+                    link.machine.close()
+                    link.conn.write(link.machine.data_to_send())
+                await _wait(lambda: not a.gateway.links)
+                b.events.clear()
+            opened = [e for d, e in a.events if d == "in" and type(e).__name__ == "StreamOpened"]
+            assert len(opened) == 1, opened
+            assert len(b.gateway._verify_links) == 1
+        finally:
+            await a.gateway.stop()
+            await b.gateway.stop()
+
+    asyncio.run(main())

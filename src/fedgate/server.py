@@ -60,6 +60,8 @@ log = logging.getLogger("fedgate")
 
 _READ_SIZE = 65536
 LINGER_SECONDS = 1.0
+# How long a dialback verification stream stays open with nothing to ask.
+VERIFY_IDLE_SECONDS = 30.0
 MAX_QUEUE = 10000
 
 
@@ -276,6 +278,17 @@ def _certificate_text(info: TlsInfo, domain: str | None) -> str:
     return "invalid"
 
 
+class _VerifyLink:
+    """A kept-open dialback verification stream to one authoritative server, shared by every request that
+    domain makes to one of ours; answers are matched to requests by stream id."""
+
+    def __init__(self, machine: OutboundStream) -> None:
+        self.machine = machine
+        self.conn: _Connection | None = None
+        self.waiters: dict[str, asyncio.Future[tuple[bool, str | None]]] = {}
+        self.closed = False
+
+
 class _OutboundLink:
     """Our stream to one partner domain from one of our domains, with the stanzas waiting for it."""
 
@@ -329,6 +342,7 @@ class Gateway:
             authorizations=self.authorizations,
         )
         self.links: dict[tuple[str, str], _OutboundLink] = {}
+        self._verify_links: dict[tuple[str, str], _VerifyLink] = {}
         self.streams: dict[int, StreamRecord] = {}
         self._ids = itertools.count(1)
         self._servers: list[asyncio.Server] = []
@@ -431,6 +445,10 @@ class Gateway:
             if not machine.closed:
                 machine.close()
                 conn.write(machine.data_to_send())
+        for verifier in list(self._verify_links.values()):
+            if verifier.conn is not None and not verifier.machine.closed:
+                verifier.machine.close()
+                verifier.conn.write(verifier.machine.data_to_send())
         for comp, conn in list(self.components.values()):
             comp.close("system-shutdown")
             conn.write(comp.data_to_send())
@@ -467,6 +485,11 @@ class Gateway:
 
     def close_streams(self, condition: str = "reset", text: str = "") -> None:
         """Close every S2S stream (both directions); queued stanzas are bounced by their links."""
+        for verifier in list(self._verify_links.values()):
+            if verifier.conn is not None and not verifier.machine.closed:
+                verifier.machine.close(condition, text)
+                verifier.conn.write(verifier.machine.data_to_send())
+                verifier.conn.writer.close()
         for link in list(self.links.values()):
             if link.machine is not None and link.conn is not None and not link.machine.closed:
                 link.machine.close(condition, text)
@@ -662,21 +685,46 @@ class Gateway:
             await conn.close()
 
     async def _verify_key(self, ev: DialbackVerifyRequested) -> tuple[bool, str | None]:
+        """Ask the authoritative server over the verification stream to it, opening one if needed."""
         settings = self.policy.settings_for(ev.originating)
         if settings is None:
             return False, "forbidden"
-        verify = VerifyRequest(ev.originating, ev.receiving, ev.stream_id, ev.key)
-        machine = OutboundStream(self._context(), ev.receiving, ev.originating, settings, verify=verify)
-        conn = await self._open_connection(ev.originating)
-        answer: list[DialbackVerifyAnswered] = []
+        pair = (ev.receiving, ev.originating)
+        link = self._verify_links.get(pair)
+        if link is None or link.closed:
+            machine = OutboundStream(self._context(), ev.receiving, ev.originating, settings, keep_open=True)
+            link = _VerifyLink(machine)
+            self._verify_links[pair] = link
+            self._spawn(self._run_verify_link(pair, link))
+        answer: asyncio.Future[tuple[bool, str | None]] = asyncio.get_running_loop().create_future()
+        link.waiters[ev.stream_id] = answer
+        link.machine.send_verify(VerifyRequest(ev.originating, ev.receiving, ev.stream_id, ev.key))
+        if link.conn is not None:
+            link.conn.write(link.machine.data_to_send())
+        return await answer
+
+    async def _run_verify_link(self, pair: tuple[str, str], link: _VerifyLink) -> None:
+        def answered(ev: S2SEvent) -> None:
+            if isinstance(ev, DialbackVerifyAnswered):
+                waiter = link.waiters.pop(ev.stream_id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result((ev.valid, ev.error))
+
         try:
-            await self._drive_outbound(machine, conn, None, lambda e: answer.append(e)
-                                       if isinstance(e, DialbackVerifyAnswered) else None)
+            link.conn = await self._open_connection(link.machine.remote_domain)
+            try:
+                await self._drive_outbound(link.machine, link.conn, None, answered)
+            finally:
+                await link.conn.close()
+        except (OSError, TlsError, ResolutionError, TimeoutError) as exc:
+            log.info("dialback verification stream to %s ended: %s", link.machine.remote_domain, exc)
         finally:
-            await conn.close()
-        if answer:
-            return answer[0].valid, answer[0].error
-        return False, "remote-connection-failed"
+            link.closed = True
+            if self._verify_links.get(pair) is link:
+                del self._verify_links[pair]
+            for waiter in link.waiters.values():
+                if not waiter.done():
+                    waiter.set_result((False, "remote-connection-failed"))
 
     # -- outbound S2S ------------------------------------------------------------------------------------------
     async def _open_connection(self, remote_domain: str) -> _Connection:
@@ -753,6 +801,8 @@ class Gateway:
             if machine.authenticated:
                 timeout: float = self.settings.keepalive_interval if keepalive_on else (
                     self.settings.stream_inactivity_timeout)
+            elif machine.verify_ready:
+                timeout = VERIFY_IDLE_SECONDS
             else:
                 timeout = max(0.0, deadline - time.monotonic())
                 if timeout == 0.0:
@@ -764,6 +814,9 @@ class Gateway:
                     conn.write(b" ")  # RFC 6120 4.6.1 whitespace keep-alive
                     await conn.writer.drain()
                     continue
+                if machine.verify_ready and not machine.verify_pending:
+                    machine.close()  # an idle verification stream: let it go
+                    break
                 raise
             if conn.tls_just_completed:
                 conn.tls_just_completed = False

@@ -53,6 +53,7 @@ class InboundStream(StreamMachine):
         # What each authentication covers: (originating, receiving) domain pairs (XEP-0220 2.4, 2.5).
         self._pairs: set[tuple[str, str]] = set()
         self._pending_dialback: set[tuple[str, str]] = set()
+        self._answered_verify = False
         self._awaiting_tls = False
         self._sasl_done = False
         self._offered_external = False
@@ -268,6 +269,7 @@ class InboundStream(StreamMachine):
             return
         valid = bool(key) and dialback.key_is_valid(self._ctx.dialback_secret, receiving, originating, stream_id, key)
         self._send(dialback.verify_answer(originating, receiving, stream_id, "valid" if valid else "invalid"))
+        self._answered_verify = True
 
     def _on_stanza(self, el: Element, events: list[S2SEvent]) -> None:
         if not self.authenticated:
@@ -288,6 +290,8 @@ class InboundStream(StreamMachine):
     def _on_failed_before_auth(self, events: list[S2SEvent]) -> None:
         if self.authenticated or self.settings is None or self.remote_domain is None or self.local_domain is None:
             return
+        if self._answered_verify and not self._pending_dialback:
+            return  # a dialback verification stream: it never meant to authenticate, so nothing failed
         excluded: list[Exclusion] = []
         for method in Method:
             excluded += [Exclusion(method, "local", r) for r in exclusions(self.settings, method)]

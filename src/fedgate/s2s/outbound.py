@@ -62,12 +62,20 @@ class OutboundStream(StreamMachine):
         settings: Settings,
         *,
         verify: VerifyRequest | None = None,
+        keep_open: bool = False,
     ) -> None:
+        """``verify`` makes this a verification stream for that key. With ``keep_open`` it is a verification
+        stream that stays open for more keys (``send_verify``), as servers keep one towards each authoritative
+        server instead of connecting back for every dialback request."""
         super().__init__(ctx)
         self.local_domain = local_domain
         self.remote_domain = remote_domain
         self.settings = settings
         self.verify = verify
+        self.keep_open = keep_open
+        self.verification = verify is not None or keep_open
+        self._verify_queue: list[VerifyRequest] = [verify] if verify is not None else []
+        self._verify_pending: dict[str, VerifyRequest] = {}
         self.stream_id: str | None = None
         self.method: Method | None = None
         self._state = _State.HEADER
@@ -80,6 +88,29 @@ class OutboundStream(StreamMachine):
     @property
     def authenticated(self) -> bool:
         return self._state is _State.READY
+
+    @property
+    def verify_ready(self) -> bool:
+        """A verification stream that has negotiated what it needs and is carrying ``db:verify``."""
+        return self._state is _State.VERIFY
+
+    @property
+    def verify_pending(self) -> int:
+        return len(self._verify_pending) + len(self._verify_queue)
+
+    def send_verify(self, request: VerifyRequest) -> None:
+        """Ask the authoritative server about one more key (verification streams only)."""
+        if not self.verification:
+            raise RuntimeError("not a verification stream")
+        self._verify_queue.append(request)
+        if self._state is _State.VERIFY:
+            self._flush_verify()
+
+    def _flush_verify(self) -> None:
+        for v in self._verify_queue:
+            self._verify_pending[v.stream_id] = v
+            self._send(dialback.verify_request(v.receiving, v.originating, v.stream_id, v.key))
+        self._verify_queue.clear()
 
     def start(self) -> None:
         """Open the stream (call once, after the transport connected)."""
@@ -103,7 +134,7 @@ class OutboundStream(StreamMachine):
             to=self.remote_domain,
             from_=self.local_domain,
             stream_id=None,
-            dialback=self.settings.dialback or self.verify is not None,
+            dialback=self.settings.dialback or self.verification,
         )
 
     def _on_header(self, ev: XmlStreamOpened, events: list[S2SEvent]) -> None:
@@ -176,10 +207,9 @@ class OutboundStream(StreamMachine):
                 self._excluded.append(Exclusion(Method.TCP_DIALBACK, "remote", Rule.TLS_REQUIRED))
                 self._negotiation_failed(events, "starttls_required_by_peer")
                 return
-        if self.verify is not None:
-            v = self.verify
-            self._send(dialback.verify_request(v.receiving, v.originating, v.stream_id, v.key))
+        if self.verification:
             self._state = _State.VERIFY
+            self._flush_verify()
             return
         self._choose_authentication(features, events)
 
@@ -225,15 +255,15 @@ class OutboundStream(StreamMachine):
             self._negotiation_failed(events, f"dialback_{kind or 'unknown'}" + (f"_{condition}" if condition else ""))
 
     def _on_verify_answer(self, el: Element, events: list[S2SEvent]) -> None:
-        assert self.verify is not None
-        v = self.verify
-        if el.get("id") != v.stream_id or domain_of(el.get("from")) != v.originating:
+        v = self._verify_pending.pop(el.get("id") or "", None)
+        if v is None or domain_of(el.get("from")) != v.originating:
             raise StreamError("invalid-xml", "db:verify answer does not match the request")
         kind = el.get("type")
         error = dialback.error_condition(el) if kind == "error" else None
         events.append(DialbackVerifyAnswered(v.originating, v.receiving, v.stream_id, kind == "valid", error))
-        self._state = _State.DONE
-        events += self.close()
+        if not self.keep_open and not self.verify_pending:
+            self._state = _State.DONE
+            events += self.close()
 
     def _ready(self, method: Method, events: list[S2SEvent]) -> None:
         self.method = method
@@ -255,7 +285,7 @@ class OutboundStream(StreamMachine):
         events += self.close("policy-violation", detail.replace("_", " "))
 
     def _on_failed_before_auth(self, events: list[S2SEvent]) -> None:
-        if self._state not in (_State.READY, _State.DONE) and self.verify is None:
+        if self._state not in (_State.READY, _State.DONE) and not self.verification:
             self._state = _State.DONE
             events.append(NegotiationFailed(self.local_domain, self.remote_domain, "out", self._why(), "stream_closed"))
 
