@@ -3,11 +3,11 @@ gateway, each domain on its own 127.0.0.x address and port 5269."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
 from fedgate.certs import TestCA
+from fedgate.demo import settle as demo_settle
 from fedgate.partners import Partner
 from fedgate.policy import Settings
 from fedgate.resolver import Resolver
@@ -66,12 +66,5 @@ async def make_node(
 
 
 async def settle(gateways: list[Gateway]) -> None:
-    """Close every stream and wait until the gateways have let go of them."""
-    for _ in range(500):
-        # Close again each round: a dialback connect-back still under way may open one more stream.
-        for g in gateways:
-            g.close_streams()
-        if all(not g.links and not g._inbound_machines for g in gateways):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("streams did not close")
+    """Close every stream and wait until the gateways have let go of them (what ``fedgate demo`` does)."""
+    await demo_settle(gateways)
