@@ -84,7 +84,7 @@ class Sizes:
 
     auth_seconds: float = 10.0
     warmup: float = 2.0
-    concurrency: int = 64
+    concurrency: int = int(os.environ.get("BENCH_CONCURRENCY", "64"))
     relay_count: int = 100000
     window: int = 2000
     rate: float = 10000.0

@@ -152,6 +152,9 @@ _FORBIDDEN = {
 }
 
 
+TEXT_BUFFER_SIZE = 2048
+
+
 class XmlStreamParser:
     """Bytes of one XMPP stream in, :data:`XmlEvent` list out. See the module docstring for the rules."""
 
@@ -168,6 +171,9 @@ class XmlStreamParser:
         """Forget everything: the next bytes are a new stream (after STARTTLS or SASL success)."""
         p = expat.ParserCreate("UTF-8", _SEP)
         p.buffer_text = True
+        # expat's default text buffer is 8 KiB for every stream, idle ones included; text longer than this
+        # arrives in pieces that _chars joins. Most stanza text is far shorter.
+        p.buffer_size = TEXT_BUFFER_SIZE
         p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
         if hasattr(p, "SetReparseDeferralEnabled"):  # expat >= 2.6: a finished stanza must never wait for more
             p.SetReparseDeferralEnabled(False)
