@@ -479,3 +479,20 @@ def test_rename_namespace() -> None:
     assert body.tag == "{jabber:server}body"
     assert x.tag == "{urn:other}x"
     assert inner.tag == "{jabber:component:accept}inner"  # below another namespace: not the stanza's namespace
+
+
+def test_text_longer_than_the_parser_text_buffer_arrives_whole() -> None:
+    from fedgate.xmlstream import TEXT_BUFFER_SIZE
+
+    body = ("0123456789abcdef&<>'\"é" * (3 * TEXT_BUFFER_SIZE // 10))[: 3 * TEXT_BUFFER_SIZE + 17]
+    msg = Element("{jabber:server}message", {"to": "a@b"})
+    SubElement(msg, "{jabber:server}body").text = body
+    wire = (
+        b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'>"
+        + serialize(msg, default_ns="jabber:server")
+    )
+    for chunk in (len(wire), 1000, 7):
+        parser = XmlStreamParser()
+        events = [e for i in range(0, len(wire), chunk) for e in parser.feed(wire[i : i + chunk])]
+        [stanza] = [e.element for e in events if isinstance(e, ElementReceived)]
+        assert stanza.findtext("{jabber:server}body") == body
