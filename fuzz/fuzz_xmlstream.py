@@ -59,11 +59,7 @@ def _run(data: bytes, cuts: list[int], limits: tuple[int, int, int]) -> tuple[li
                 closed = True
         events += [_summary(e) for e in got]
     if error is not None:
-        # Known finding (fuzz/README.md, finding 1): when expat fails with character data still buffered,
-        # _fail() flushes it into _chars, which raises a second StreamError (bad-format) out of feed(); the
-        # parser keeps the first. Compare with the one it kept until xmlstream.py is fixed.
-        if isinstance(error.__context__, StreamError):
-            error = error.__context__
+        # Finding 1 (fuzz/README.md), fixed in xmlstream.py: the error raised is the error kept.
         try:
             parser.feed(b"<x/>")
         except StreamError as again:

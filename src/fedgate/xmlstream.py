@@ -245,8 +245,14 @@ class XmlStreamParser:
         self._buf = bytearray()
         self._stack = []
         p = self._p
-        # Drop the handlers: they hold a reference cycle to us and must not run again.
-        p.StartElementHandler = p.EndElementHandler = p.CharacterDataHandler = None
+        # Drop the handlers: they hold a reference cycle to us and must not run again. Clearing
+        # CharacterDataHandler flushes expat's buffered text through the old handler first, which may raise
+        # (text between stanzas) for this same failed stream; the flush empties the buffer, so retry once.
+        try:
+            p.CharacterDataHandler = None
+        except StreamError:
+            p.CharacterDataHandler = None
+        p.StartElementHandler = p.EndElementHandler = None
 
     def _after_slice(self) -> None:
         if self._depth == 1:

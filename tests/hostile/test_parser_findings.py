@@ -10,8 +10,6 @@ from fedgate.xmlstream import XmlStreamParser
 from ..net.rawpeer import header
 
 
-@pytest.mark.xfail(strict=True, reason="xmlstream.py: _fail() flushes expat's buffered text into _chars, which "
-                   "raises a second StreamError out of feed(); the parser keeps the first (patch in the report)")
 def test_the_error_raised_is_the_error_kept() -> None:
     """Text between stanzas (bad-format, still buffered by expat) then an invalid byte (not-well-formed):
     feed() must raise the same error every later feed() raises, as the module docstring promises."""
