@@ -343,6 +343,7 @@ class Gateway:
         )
         self.links: dict[tuple[str, str], _OutboundLink] = {}
         self._verify_links: dict[tuple[str, str], _VerifyLink] = {}
+        self._inbound_per_partner: Counter[str] = Counter()  # for partner_connection_limit, without a scan
         self.streams: dict[int, StreamRecord] = {}
         self._ids = itertools.count(1)
         self._servers: list[asyncio.Server] = []
@@ -386,18 +387,20 @@ class Gateway:
                 self._close_record(record, "policy-violation", "partner settings changed")
 
     def _close_record(self, record: StreamRecord, condition: str, text: str) -> None:
-        machine: StreamMachine | None = None
-        conn: _Connection | None = None
         if record.direction == "in" and record.id in self._inbound_machines:
-            machine, conn = self._inbound_machines[record.id]
-        else:
-            for link in self.links.values():
-                if link.record is record:
-                    machine, conn = link.machine, link.conn
-        if machine is not None and conn is not None and not machine.closed:
-            machine.close(condition, text)
-            conn.write(machine.data_to_send())
-            conn.writer.close()
+            _end_stream(*self._inbound_machines[record.id], condition, text, hang_up=True)
+        for link in self.links.values():
+            if link.record is record and link.machine is not None and link.conn is not None:
+                _end_stream(link.machine, link.conn, condition, text, hang_up=True)
+
+    def _s2s_streams(self) -> list[tuple[StreamMachine, _Connection]]:
+        """Every open S2S stream with its connection: outbound links, inbound streams, verification streams."""
+        out: list[tuple[StreamMachine, _Connection]] = [
+            (link.machine, link.conn) for link in self.links.values() if link.machine and link.conn
+        ]
+        out += self._inbound_machines.values()
+        out += [(v.machine, v.conn) for v in self._verify_links.values() if v.conn is not None]
+        return out
 
     @property
     def settings(self) -> GatewaySettings:
@@ -437,28 +440,16 @@ class Gateway:
                 queued, link.queue = link.queue, []
                 for stanza in queued:
                     self.bounce(stanza, "remote-server-timeout", "the gateway is shutting down")
-        for link in list(self.links.values()):
-            if link.machine is not None and link.conn is not None and not link.machine.closed:
-                link.machine.close()
-                link.conn.write(link.machine.data_to_send())
-        for machine, conn in list(self._inbound_machines.values()):
-            if not machine.closed:
-                machine.close()
-                conn.write(machine.data_to_send())
-        for verifier in list(self._verify_links.values()):
-            if verifier.conn is not None and not verifier.machine.closed:
-                verifier.machine.close()
-                verifier.conn.write(verifier.machine.data_to_send())
+        streams = self._s2s_streams()
+        for machine, conn in streams:
+            _end_stream(machine, conn, None, "", hang_up=False)
         for comp, conn in list(self.components.values()):
             comp.close("system-shutdown")
             conn.write(comp.data_to_send())
         # Give peers a moment to read our closing tags, then let the sockets go.
         await asyncio.sleep(0.05)
-        for _, conn in list(self._inbound_machines.values()):
+        for _, conn in streams:
             conn.writer.close()
-        for link in list(self.links.values()):
-            if link.conn is not None:
-                link.conn.writer.close()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -485,21 +476,8 @@ class Gateway:
 
     def close_streams(self, condition: str = "reset", text: str = "") -> None:
         """Close every S2S stream (both directions); queued stanzas are bounced by their links."""
-        for verifier in list(self._verify_links.values()):
-            if verifier.conn is not None and not verifier.machine.closed:
-                verifier.machine.close(condition, text)
-                verifier.conn.write(verifier.machine.data_to_send())
-                verifier.conn.writer.close()
-        for link in list(self.links.values()):
-            if link.machine is not None and link.conn is not None and not link.machine.closed:
-                link.machine.close(condition, text)
-                link.conn.write(link.machine.data_to_send())
-                link.conn.writer.close()
-        for machine, conn in list(self._inbound_machines.values()):
-            if not machine.closed:
-                machine.close(condition, text)
-                conn.write(machine.data_to_send())
-                conn.writer.close()
+        for machine, conn in self._s2s_streams():
+            _end_stream(machine, conn, condition, text, hang_up=True)
 
     def live_streams(self) -> list[dict[str, object]]:
         return [r.as_dict() for r in self.streams.values() if r.method is not None]
@@ -594,6 +572,10 @@ class Gateway:
         finally:
             self._inbound_machines.pop(key, None)
             self.streams.pop(key, None)
+            if record.remote_domain is not None:
+                self._inbound_per_partner[record.remote_domain] -= 1
+                if self._inbound_per_partner[record.remote_domain] <= 0:
+                    del self._inbound_per_partner[record.remote_domain]
             await conn.close()
 
     async def _drive_inbound(self, machine: InboundStream, conn: _Connection, record: StreamRecord) -> None:
@@ -625,8 +607,10 @@ class Gateway:
     ) -> None:
         for ev in events:
             self._emit("in", ev)
-            if isinstance(ev, StreamOpened):
+            if isinstance(ev, StreamOpened) and record.remote_domain is None:  # the first header, not a restart
                 record.local_domain, record.remote_domain = machine.local_domain, machine.remote_domain
+                if record.remote_domain is not None:
+                    self._inbound_per_partner[record.remote_domain] += 1
                 self._check_partner_limit(machine, conn, record)
             elif isinstance(ev, StartTlsNow):
                 if self._server_tls is None:
@@ -657,8 +641,7 @@ class Gateway:
         remote = machine.remote_domain
         partner = self.policy.partner(remote) if remote else None
         limit = (partner.connection_limit if partner else None) or self.settings.partner_connection_limit
-        count = sum(1 for r in self.streams.values() if r.direction == "in" and r.remote_domain == remote)
-        if count > limit:
+        if remote is not None and self._inbound_per_partner[remote] > limit:
             machine.close("resource-constraint", f"too many connections from {remote}")
             conn.write(machine.data_to_send())
 
@@ -925,6 +908,18 @@ class _LinkFailed(Exception):
         super().__init__(text)
         self.condition = condition
         self.text = text
+
+
+def _end_stream(
+    machine: StreamMachine, conn: _Connection, condition: str | None, text: str, *, hang_up: bool
+) -> None:
+    """Close one stream from our side: the stream error if any, ``</stream:stream>``, and with ``hang_up``
+    the socket too (its driver then ends, bouncing what it still held)."""
+    if not machine.closed:
+        machine.close(condition, text)
+        conn.write(machine.data_to_send())
+        if hang_up:
+            conn.writer.close()
 
 
 def _domain(jid: str | None) -> str:
