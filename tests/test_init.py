@@ -4,8 +4,10 @@ gateway started from that config really presents."""
 from __future__ import annotations
 
 import asyncio
+import json
 import stat
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner, Result
 
@@ -106,3 +108,35 @@ def test_init_dev_gateway_presents_a_valid_certificate(tmp_path: Path) -> None:
         asyncio.run(main())
     finally:
         store.close()
+
+
+def test_probe_with_config_presents_our_certificate(tmp_path: Path) -> None:
+    """`fedgate probe --config`: --from's certificate and the config's trust anchors; EXTERNAL becomes visible."""
+    assert run("init", "--dev", "--dir", str(tmp_path)).exit_code == 0
+    cfg = config.load(tmp_path / "fedgate.toml")
+    cfg.gateway.s2s_listen = [("127.0.0.1", 0)]
+    cfg.gateway.component_listen = None
+    store = SqliteStore(cfg.database)
+    store.update_gateway(unlisted_domains="optional/optional/true")
+
+    async def main() -> tuple[dict[str, Any], dict[str, Any]]:
+        gateway = Gateway(cfg.gateway, store)
+        await gateway.start()
+        try:
+            port = gateway.bound_ports()[0][1]
+            outs = []
+            for extra in ([], ["--config", str(tmp_path / "fedgate.toml")]):
+                args = ["probe", "gw.localhost", "--from", "gw.localhost", "--connect", f"127.0.0.1:{port}",
+                        "--cafile", str(cfg.gateway.trust.cafiles[0]), "--format", "json", *extra]
+                result = await asyncio.to_thread(run, *args)
+                outs.append(json.loads(result.output))
+            return outs[0], outs[1]
+        finally:
+            await gateway.stop()
+
+    try:
+        without, with_config = asyncio.run(main())
+    finally:
+        store.close()
+    assert without["sasl_mechanisms"] == [] and without["settings"]["sasl_observed"] is False
+    assert with_config["sasl_mechanisms"] == ["EXTERNAL"] and with_config["settings"]["sasl_observed"] is True

@@ -31,7 +31,7 @@ from .identity import certificate_names, matches_domain
 from .partners import GatewaySettings, Partner
 from .policy import Outcome, Sasl, Settings, Tls, negotiate
 from .resolver import ResolutionError, Resolver, Target, parse_host_port
-from .tls import CertificateStatus, TlsError, TlsSession, TrustAnchors, client_context
+from .tls import CertificateStatus, Credentials, TlsError, TlsSession, TrustAnchors, client_context
 from .xmlstream import (
     STREAM_CLOSE,
     STREAM_NS,
@@ -404,8 +404,12 @@ async def probe(
     resolver: Resolver | None = None,
     timeout: float = 10.0,
     lang: str | None = None,
+    credentials: Credentials | None = None,
 ) -> ProbeReport:
-    """Probe ``domain``; never raises for what the network or the peer does (it ends up in the report)."""
+    """Probe ``domain``; never raises for what the network or the peer does (it ends up in the report).
+
+    With ``credentials`` (our certificate for ``from_domain``) the probe presents it after STARTTLS, as the
+    gateway would, so a peer that offers SASL EXTERNAL only to a valid certificate shows it."""
     report = ProbeReport(domain, from_domain)
     local, source, partner = local_settings(store, domain)
     report.settings = {"local": local.as_dict(), "local_source": source, "remote_observed": None,
@@ -435,7 +439,9 @@ async def probe(
         report.reason("connect_failed", t("probe.reason.connect_failed", lang, error=error))
         return report
     try:
-        before, after = await _converse(transport, report, domain, from_domain, cafiles, use_system_trust, lang)
+        before, after = await _converse(
+            transport, report, domain, from_domain, cafiles, use_system_trust, lang, credentials
+        )
     finally:
         await transport.close()
     if before is None:
@@ -454,7 +460,7 @@ async def probe(
 
 async def _converse(
     transport: _Transport, report: ProbeReport, domain: str, from_domain: str, cafiles: Sequence[Path],
-    use_system_trust: bool, lang: str | None,
+    use_system_trust: bool, lang: str | None, credentials: Credentials | None = None,
 ) -> tuple[Features | None, Features | None]:
     """The conversation; returns the features before and after TLS (None where not reached)."""
     stream = ProbeStream(domain, from_domain)
@@ -476,7 +482,7 @@ async def _converse(
         if await _expect(transport, stream, pending, report, lang, Proceed) is None:
             return before, None
         trust = TrustAnchors(cafiles=tuple(cafiles), use_system=use_system_trust)
-        session = TlsSession(client_context(None, trust), server_side=False, server_name=domain)
+        session = TlsSession(client_context(credentials, trust), server_side=False, server_name=domain)
         try:
             early = await transport.handshake(session)
         except TlsError as exc:

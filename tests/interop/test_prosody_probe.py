@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from fedgate.certs import TestCA
 from fedgate.cli import cli
 from fedgate.probe import probe
 
-from .prosody import PROSODY_DOMAIN, PROSODY_IP, ProsodyPolicy, ProsodyServer
+from .prosody import GATEWAY_DOMAIN, PROSODY_DOMAIN, PROSODY_IP, ProsodyPolicy, ProsodyServer
 
 pytestmark = pytest.mark.prosody
 
@@ -68,3 +69,26 @@ def test_probe_command_explains_why_no_method(prosody: ProsodyServer, tmp_path: 
     assert data["starttls"]["offered"] is False and data["method"] is None
     texts = " ".join(r["text"] for r in data["reasons"])
     assert "TLS set to required" in texts
+
+
+@pytest.mark.parametrize(
+    "prosody_policy", [ProsodyPolicy("required", "required", dialback=False)], ids=["prosody-secure-auth"]
+)
+def test_probe_with_our_certificate_sees_sasl_external(
+    prosody: ProsodyServer, interop_ca: TestCA, interop_dir: Path
+) -> None:
+    """Presenting gw.test's certificate, the probe gets past s2s_secure_auth and sees EXTERNAL offered."""
+    certs = interop_ca.issue(GATEWAY_DOMAIN, interop_dir / "probe-certs")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--lang", "en", "probe", PROSODY_DOMAIN, "--from", GATEWAY_DOMAIN, "--connect",
+                                 f"{PROSODY_IP}:5269", "--cafile", str(prosody.cafile), "--cert", str(certs.chain),
+                                 "--key", str(certs.key), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["stream_error"] is None
+    assert data["sasl_mechanisms"] == ["EXTERNAL"]
+    assert data["settings"]["sasl_observed"] is True
+    assert data["method"] == "sasl_tls"
+    # --cert without --key is a usage error naming the missing option.
+    result = runner.invoke(cli, ["--lang", "en", "probe", PROSODY_DOMAIN, "--cert", str(certs.chain)])
+    assert result.exit_code == 2 and "--key" in result.output

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from .. import config as config_mod
 from ..i18n import current_language, t
 from ..partners import normalize_domain
 from ..policy import Settings
@@ -16,9 +17,10 @@ from ..probe import DEFAULT_FROM, ProbeReport, probe
 from ..resolver import parse_host_port
 from ..store import default_db_path
 from ..store.sqlite import SqliteStore
+from ..tls import Credentials
 from .output import key_values, to_json
 from .state import State, pass_state
-from .types import FieldType, choice
+from .types import FieldType, LineUsageError, choice
 
 DOMAIN = FieldType("domain", normalize_domain, "DOMAIN")
 
@@ -106,19 +108,42 @@ def render(report: ProbeReport, lang: str | None = None) -> str:
               help="Extra trust anchors (PEM), besides the system store. Repeatable.")
 @click.option("--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True,
               help="Seconds to wait for each answer.")
+@click.option("--cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Our certificate chain (PEM) to present after STARTTLS, as the gateway would; needs --key.")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The key for --cert.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Take --from's certificate, the trust anchors and the database from this fedgate.toml.")
 @pass_state
 def probe_command(
     state: State, domain: str, from_domain: str, db: Path | None, port: int | None, connect: str | None, fmt: str,
-    cafiles: tuple[Path, ...], timeout: float,
+    cafiles: tuple[Path, ...], timeout: float, cert: Path | None, key: Path | None, config_path: Path | None,
 ) -> int:
     """Connect to DOMAIN as a server would, report what it offers (STARTTLS, certificate, SASL, dialback) and
     which method our settings for it would use. Exit 0 when a method is possible, 1 when not."""
     lang = current_language()
-    path = db or state.db or default_db_path()
+    if (cert is None) != (key is None):
+        raise LineUsageError(t("cli.error.missing", lang, field="--key" if key is None else "--cert",
+                               allowed=t("cli.allowed.see_help", lang)))
+    credentials = Credentials(cert, key) if cert is not None and key is not None else None
+    use_system = True
+    config_db: Path | None = None
+    if config_path is not None:
+        try:
+            cfg = config_mod.load(config_path)
+        except config_mod.ConfigError as exc:
+            raise LineUsageError(t("ops.config_error", lang, key=exc.key, problem=exc.problem)) from None
+        local = cfg.gateway.domains.get(from_domain)
+        if credentials is None and local is not None:
+            credentials = local.credentials
+        cafiles = (*cafiles, *cfg.gateway.trust.cafiles)
+        use_system = cfg.gateway.trust.use_system
+        config_db = cfg.database
+    path = db or state.db or config_db or default_db_path()
     store = SqliteStore(path) if path.exists() else None  # never create a store just to look
     try:
         report = asyncio.run(probe(domain, from_domain=from_domain, store=store, port=port, connect=connect,
-                                   cafiles=cafiles, timeout=timeout, lang=lang))
+                                   cafiles=cafiles, use_system_trust=use_system, timeout=timeout, lang=lang,
+                                   credentials=credentials))
     finally:
         if store is not None:
             store.close()
