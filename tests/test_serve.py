@@ -99,6 +99,7 @@ def test_serve_status_metrics_reload_and_sigterm(tmp_path: Path) -> None:
             rows = {(s["partner"], s["direction"], s["method"]) for s in data["streams"]}
             assert ("b.test", "out", "sasl_tls") in rows and ("b.test", "in", "sasl_tls") in rows
             assert data["components"] == ["gw.test"]
+            assert all(s["authenticated_at"] >= s["started"] for s in data["streams"])
             # `fedgate status` (the command a person runs)
             result = await asyncio.to_thread(
                 CliRunner().invoke, cli, ["--lang", "en", "status", "--config", str(cfg.path)]

@@ -21,7 +21,7 @@ from xml.etree.ElementTree import Element
 
 from .certs import TestCA
 from .component_client import ComponentClient, ComponentError, body_of, error_condition
-from .explain import exclusion_text, method_name, note_text
+from .explain import exclusion_text, failure_reason, method_name, note_text
 from .i18n import t
 from .partners import Partner, PartnerType
 from .policy import Exclusion, Method, SettingError, Settings, evaluate, exclusions
@@ -148,8 +148,7 @@ async def settle(gateways: list[Gateway], timeout: float = 5.0) -> None:
 def _failure_text(events: list[tuple[str, S2SEvent]], lang: str | None) -> str | None:
     for _, ev in events:
         if isinstance(ev, NegotiationFailed):
-            reasons = [exclusion_text(e, lang) for e in ev.excluded]
-            return "; ".join(reasons) or ev.detail
+            return failure_reason(ev.excluded, lang, fallback=ev.detail)
     return None
 
 

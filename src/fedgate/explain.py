@@ -3,6 +3,8 @@ so the CLI, the logs of the wire engine and diagnostics all say the same thing."
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .i18n import t
 from .policy import Exclusion, Method, Note, Outcome
 
@@ -33,6 +35,7 @@ def outcome_text(outcome: Outcome, lang: str | None = None) -> str:
     return "; ".join([head, *(exclusion_text(e, lang) for e in outcome.excluded)])
 
 
-def failure_reason(outcome: Outcome, lang: str | None = None) -> str:
-    """The one-line log reason for a failed negotiation, in the policy engine's words."""
-    return "; ".join(exclusion_text(e, lang) for e in outcome.excluded) or t("negotiate.no_common_method", lang)
+def failure_reason(excluded: Iterable[Exclusion], lang: str | None = None, *, fallback: str | None = None) -> str:
+    """The one-line reason for a failed negotiation, in the policy engine's words: every rule that ruled a
+    method out, or ``fallback`` (default: "no method is allowed by both sides") when none was recorded."""
+    return "; ".join(exclusion_text(e, lang) for e in excluded) or fallback or t("negotiate.no_common_method", lang)

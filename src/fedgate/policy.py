@@ -45,10 +45,6 @@ class Method(StrEnum):
     def uses_tls(self) -> bool:
         return self is not Method.TCP_DIALBACK
 
-    @property
-    def is_dialback(self) -> bool:
-        return self is not Method.SASL_TLS
-
 
 METHODS_IN_PREFERENCE_ORDER: tuple[Method, ...] = tuple(Method)
 

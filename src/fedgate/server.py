@@ -21,7 +21,7 @@ from xml.etree.ElementTree import Element
 
 from . import component as component_proto
 from .errors import StreamError
-from .explain import exclusion_text
+from .explain import failure_reason
 from .i18n import t
 from .partners import GatewaySettings, Partner, PartnerType
 from .policy import Method, Settings, allows
@@ -147,6 +147,7 @@ class StreamRecord:
             "certificate": self.certificate,
             "started": self.started,
             "age": round(time.time() - self.started, 3),
+            "authenticated_at": self.authenticated_at,
             "stanzas_in": self.stanzas_in,
             "stanzas_out": self.stanzas_out,
         }
@@ -854,7 +855,7 @@ class Gateway:
 
     def _log_failure(self, ev: NegotiationFailed) -> None:
         self.stats.negotiation_failures[ev.detail] += 1
-        reasons = "; ".join(exclusion_text(e) for e in ev.excluded) or ev.detail
+        reasons = failure_reason(ev.excluded, fallback=ev.detail)
         log.warning("%s", t("s2s.negotiation_failed", None, partner=ev.remote_domain, direction=ev.direction,
                             reasons=reasons))
 
