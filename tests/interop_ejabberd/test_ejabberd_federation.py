@@ -1,7 +1,8 @@
-"""fedgate against a real ejabberd (Debian bookworm's 23.01), both directions, for SASL EXTERNAL over TLS and
-dialback over TLS: a message from an ejabberd user (slixmpp client) reaches a slixmpp component behind
-fedgate and the reply comes back (and the other way round). Which method was used is asserted on both sides:
-from fedgate's events and from ejabberd's log (``Accepted inbound|outbound s2s MECH authentication``)."""
+"""fedgate against a real ejabberd (Debian bookworm's 23.01), both directions, for SASL EXTERNAL over TLS,
+dialback over TLS and dialback over plain TCP: a message from an ejabberd user (slixmpp client) reaches a
+slixmpp component behind fedgate and the reply comes back (and the other way round). Which method was used is
+asserted on both sides: from fedgate's events and from ejabberd's log (``Accepted inbound|outbound s2s MECH
+authentication``). And the refusal: TLS required on our side against an ejabberd without STARTTLS."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from fedgate.policy import Method, Settings
 from fedgate.s2s import Authenticated
 
 from ..interop.prosody import Client
-from ..net.components import EchoComponent
+from ..net.components import EchoComponent, error_condition
 from ..net.gateways import Node, make_node, settle
 from .conftest import EjabberdPool
 from .ejabberd import EJABBERD_DOMAIN, EJABBERD_IP, GATEWAY_DOMAIN, GATEWAY_IP, EjabberdPolicy, EjabberdServer
@@ -29,7 +30,11 @@ FORCING = {
     Method.SASL_TLS: ("required/required/false", EjabberdPolicy("required", dialback=False)),
     # We neither offer nor try EXTERNAL; ejabberd would (it trusts our certificate), so dialback is ours to force.
     Method.TLS_DIALBACK: ("required/not_supported/true", EjabberdPolicy("required", dialback=True)),
+    # Neither side offers STARTTLS: dialback over plain TCP is all that is left.
+    Method.TCP_DIALBACK: ("not_supported/not_supported/true", EjabberdPolicy("false", dialback=True)),
 }
+# An ejabberd that offers (and tries) no STARTTLS on s2s: the plain-TCP dialback case and the refusal share it.
+PLAIN = FORCING[Method.TCP_DIALBACK][1]
 
 
 async def _until(predicate: Callable[[], bool], timeout: float = 10) -> None:
@@ -48,7 +53,8 @@ def _theirs(server: EjabberdServer, direction: str) -> set[tuple[Method | None, 
     return {(e.method, e.tls) for e in server.s2s_events() if e.peer == GATEWAY_DOMAIN and e.direction == direction}
 
 
-# ``first`` varies fastest, so each ejabberd policy starts once (switching costs about 3 s).
+# ``first`` varies fastest, so each ejabberd policy starts once (switching costs about 3 s); the plain-TCP
+# policy comes last and stays up for the refusal test below.
 @pytest.mark.parametrize("first", ["ejabberd-user-first", "component-first"])
 @pytest.mark.parametrize("method", list(FORCING), ids=[m.value for m in FORCING])
 def test_message_and_reply_with_ejabberd(
@@ -88,8 +94,63 @@ def test_message_and_reply_with_ejabberd(
                 assert _ours(node, "in") == {method}
                 assert _ours(node, "out") == {method}
                 await _until(lambda: bool(_theirs(server, "in")) and bool(_theirs(server, "out")))
-                assert _theirs(server, "in") == {(method, True)}, server.tail()
-                assert _theirs(server, "out") == {(method, True)}, server.tail()
+                tls = method is not Method.TCP_DIALBACK
+                assert _theirs(server, "in") == {(method, tls)}, server.tail()
+                assert _theirs(server, "out") == {(method, tls)}, server.tail()
+        finally:
+            await component.stop()
+            await settle([node.gateway])
+            await node.gateway.stop()
+
+    asyncio.run(main())
+
+
+# Runs after the parametrized test above, whose last policy is PLAIN: ejabberd is not restarted.
+def test_tls_required_against_ejabberd_without_starttls(
+    ejabberd_pool: EjabberdPool, ejabberd_ca: TestCA, ejabberd_dir: Path
+) -> None:
+    """We require TLS for ejabberd.test; this ejabberd offers no STARTTLS on s2s. Nothing may travel in plain
+    text: our component's message comes back as an error and alice gets nothing; ejabberd's attempt to reach
+    us is refused, so alice's message bounces back to her as an error and never reaches the component."""
+    server = ejabberd_pool.get(PLAIN)
+    server.register("alice", "pw")
+    server.mark()
+    directory = ejabberd_dir / "gw-tls-required-vs-plain"
+    directory.mkdir(exist_ok=True)
+
+    async def main() -> None:
+        node = await make_node(directory, ejabberd_ca, GATEWAY_DOMAIN, GATEWAY_IP, ROUTES, component_port=5347)
+        required_tls = Settings.parse_triple("required/not_supported/true")
+        node.set_partner(EJABBERD_DOMAIN, required_tls, partner_type="federated")
+        component = EchoComponent(GATEWAY_DOMAIN, "secret", GATEWAY_IP, 5347)
+        await component.start()
+        try:
+            async with Client(server, "alice", "pw") as alice:  # type: ignore[arg-type]
+                component.say(f"bot@{GATEWAY_DOMAIN}", f"alice@{EJABBERD_DOMAIN}", "secret plans")
+                err = await component.next_error(15)
+                assert str(err["from"]) == f"alice@{EJABBERD_DOMAIN}"
+                assert error_condition(err) == "remote-server-not-found"
+                assert alice.messages.empty()
+                assert "secret plans" not in server.log_text()
+                # And the other way: our features say STARTTLS is required, ejabberd (STARTTLS disabled) closes
+                # its outbound stream and bounces alice's message to her: remote-server-timeout, type wait,
+                # "Stream closed by local host: STARTTLS is disabled in local configuration (unsupported-feature)".
+                alice.send(f"bot@{GATEWAY_DOMAIN}", "hello?")
+                bounced = await asyncio.wait_for(alice.errors.get(), 20)
+                assert str(bounced["from"]) == f"bot@{GATEWAY_DOMAIN}"
+                assert str(bounced["body"]) == "hello?"
+                assert bounced["error"]["condition"] == "remote-server-timeout", bounced
+                assert "STARTTLS is disabled" in str(bounced["error"]["text"]), bounced
+                assert component.received.empty()
+                # slixmpp also raises "message" for the error stanza: alice got nothing else.
+                while not alice.messages.empty():
+                    assert alice.messages.get_nowait()["type"] == "error"
+                assert not _ours(node, "in") and not _ours(node, "out")
+                assert not _theirs(server, "in") and not _theirs(server, "out"), server.tail()
+                failures = node.gateway.stats.negotiation_failures
+                assert failures["starttls_not_offered"] >= 1, failures  # ours, outbound
+                assert failures["closed_before_authentication"] >= 1, failures  # ejabberd's, inbound
+                assert not node.gateway.stats.authentications
         finally:
             await component.stop()
             await settle([node.gateway])
