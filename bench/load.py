@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from .wire import METHODS, Component, Conn, Identity, PeerServer, WireError, authenticate, percentile
+from .wire import METHODS, Component, Identity, Initiator, PeerServer, WireError, authenticate, percentile
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -111,13 +111,13 @@ async def _peer(args: argparse.Namespace) -> PeerServer:
     return peer
 
 
-def _connector(args: argparse.Namespace, me: Identity) -> Callable[[bool], Awaitable[Conn | None]]:
+def _connector(args: argparse.Namespace, me: Identity) -> Callable[[bool], Awaitable[Initiator | None]]:
     """One authentication with the target per call, from the next source address."""
     ctx = _context(me, args.method)
     addr = _target(args)
     sources = itertools.cycle(_sources(args.sources))
 
-    def connect(hold: bool) -> Awaitable[Conn | None]:
+    def connect(hold: bool) -> Awaitable[Initiator | None]:
         return authenticate(me, args.target_domain, addr, args.method, ctx, source=next(sources), hold=hold)
 
     return connect
@@ -237,7 +237,7 @@ async def run_relay(args: argparse.Namespace) -> dict[str, Any]:
 async def run_idle(args: argparse.Namespace) -> dict[str, Any]:
     peer = await _peer(args)
     connect = _connector(args, peer.me)
-    held: list[Conn | None] = []
+    held: list[Initiator | None] = []
     points = []
     errors: Counter[str] = Counter()
     try:
@@ -261,7 +261,7 @@ async def run_idle(args: argparse.Namespace) -> dict[str, Any]:
                 if sum(errors.values()) > max(50, goal // 10):
                     raise RuntimeError(f"too many failures: {dict(errors.most_common(3))}")
             await asyncio.sleep(args.settle)
-            alive = sum(1 for c in held if c is not None and not c.reader.at_eof())
+            alive = sum(1 for c in held if c is not None and c.alive)
             rss = rss_bytes(args.pid)
             points.append({
                 "streams": goal,
@@ -310,7 +310,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     raise_fd_limit()
     runner = {"auth": run_auth, "relay": run_relay, "idle": run_idle}[args.scenario]
-    result = asyncio.run(runner(args))
+    profile_dir = os.environ.get("BENCH_LOAD_PROFILE")  # profile the tool itself (pip install pyinstrument)
+    if profile_dir:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0005)
+        profiler.start()
+        result = asyncio.run(runner(args))
+        profiler.stop()
+        name = f"load-{args.scenario}-{args.method}-{os.getpid()}.txt"
+        (Path(profile_dir) / name).write_text(profiler.output_text(unicode=True, show_all=False))
+    else:
+        result = asyncio.run(runner(args))
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
     return 0

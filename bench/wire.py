@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import re
 import secrets
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -69,7 +71,8 @@ class Conn:
             err = _ERROR.search(self.buf)
             if err is not None:
                 raise WireError(err.group().decode(errors="replace")[:300])
-            data = await asyncio.wait_for(self.reader.read(65536), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                data = await self.reader.read(65536)
             if not data:
                 raise WireError(f"connection closed while waiting for {pattern.pattern[:40]!r}")
             self.buf += data
@@ -119,6 +122,218 @@ class Identity:
 METHODS = ("sasl_tls", "tls_dialback", "tcp_dialback")
 
 
+_PROCEED = re.compile(rb"<proceed\b[^>]*>")
+_SUCCESS = re.compile(rb"<success\b[^>]*(?:/>|>.*?</success>)", re.S)
+_DB_RESULT = re.compile(rb"<db:result\b[^>]*\btype=['\"](\w+)['\"]")
+_STARTTLS = b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+_CLOSE = b"</stream:stream>"
+_WANT = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
+# Steps of one authentication (what the initiator waits for next).
+_OPEN1, _PROCEED_, _HANDSHAKE, _OPEN2, _SUCCESS_, _OPEN3, _RESULT, _DONE = range(8)
+
+
+class Initiator(asyncio.Protocol):
+    """One S2S authentication as a plain protocol: no StreamReader, no Task or timer per read, TLS through an
+    ``SSLObject`` over memory BIOs instead of asyncio's SSL transport. The replies it waits for are matched
+    with the same byte patterns as :meth:`Conn.expect` (a stream error or ``</stream:stream>`` fails it)."""
+
+    def __init__(self, me: Identity, target: str, method: str, ctx: ssl.SSLContext | None, head: bytes,
+                 done: asyncio.Future[None]) -> None:
+        self.me, self.target, self.method, self.ctx, self.head, self.done = me, target, method, ctx, head, done
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.step = _OPEN1
+        self.tls: ssl.SSLObject | None = None
+        self.incoming: ssl.MemoryBIO | None = None
+        self.outgoing: ssl.MemoryBIO | None = None
+        self.eof = False
+        self.closed: asyncio.Future[None] | None = None
+
+    # -- transport callbacks ------------------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.write(self.head)  # type: ignore[union-attr]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            if self.tls is not None:
+                data = self._decrypt(data)
+            if self.step == _DONE:
+                return  # a held stream: whatever the target says later is not looked at
+            if data:
+                self.buf += data
+                self._advance()
+        except (WireError, ssl.SSLError, ValueError) as exc:
+            self._fail(exc if isinstance(exc, WireError) else WireError(f"{type(exc).__name__}: {exc}"))
+
+    def eof_received(self) -> bool:
+        self._eof()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof()
+
+    # -- the exchange ---------------------------------------------------------------------------------------------
+
+    def _advance(self) -> None:
+        while self.step != _DONE:
+            step = self.step
+            if step in (_OPEN1, _OPEN2, _OPEN3):
+                m = _HEADER.search(self.buf)
+                f = _FEATURES.search(self.buf, m.end()) if m is not None else None
+                if f is None:
+                    return self._check()
+                sid_m = _ID.search(m.group())  # type: ignore[union-attr]
+                sid = sid_m.group(1).decode() if sid_m else ""
+                self.buf = self.buf[f.end() :]
+                if step == _OPEN1 and self.method != "tcp_dialback":
+                    self._send(_STARTTLS)
+                    self.step = _PROCEED_
+                elif step == _OPEN3:
+                    self._finish()
+                elif self.method == "sasl_tls":
+                    self._send(self.auth)
+                    self.step = _SUCCESS_
+                else:
+                    key = dialback_key(self.me.secret, self.target, self.me.domain, sid)
+                    self._send(b"<db:result from='%s' to='%s'>%s</db:result>" % (
+                        self.me.domain.encode(), self.target.encode(), key.encode()))
+                    self.step = _RESULT
+            elif step == _PROCEED_:
+                m = _PROCEED.search(self.buf)
+                if m is None:
+                    return self._check()
+                self.buf = b""
+                self.step = _HANDSHAKE
+                assert self.ctx is not None
+                self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+                self.tls = self.ctx.wrap_bio(self.incoming, self.outgoing, server_hostname=self.target)
+                self._handshake()
+                return
+            elif step == _SUCCESS_:
+                m = _SUCCESS.search(self.buf)
+                if m is None:
+                    return self._check()
+                self.buf = self.buf[m.end() :]
+                self._send(self.head)
+                self.step = _OPEN3
+            elif step == _RESULT:
+                m = _DB_RESULT.search(self.buf)
+                if m is None:
+                    return self._check()
+                if m.group(1) != b"valid":
+                    raise WireError(f"dialback answered {m.group(1).decode()}")
+                self.buf = self.buf[m.end() :]
+                self._finish()
+            else:
+                return
+
+    @property
+    def auth(self) -> bytes:
+        authzid = base64.b64encode(self.me.domain.encode())
+        return b"<auth xmlns='" + SASL_NS.encode() + b"' mechanism='EXTERNAL'>" + authzid + b"</auth>"
+
+    def _check(self) -> None:
+        err = _ERROR.search(self.buf)
+        if err is not None:
+            raise WireError(err.group().decode(errors="replace")[:300])
+
+    def _finish(self) -> None:
+        self.step = _DONE
+        self.buf = b""
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _eof(self) -> None:
+        self.eof = True
+        if not self.done.done():
+            self.done.set_exception(WireError(f"connection closed in step {self.step}"))
+        if self.closed is not None and not self.closed.done():
+            self.closed.set_result(None)
+
+    # -- TLS over memory BIOs -------------------------------------------------------------------------------------
+
+    def _send(self, data: bytes) -> None:
+        if self.tls is not None:
+            self.tls.write(data)
+            self._flush()
+        else:
+            self.transport.write(data)  # type: ignore[union-attr]
+
+    def _flush(self) -> None:
+        out = self.outgoing.read()  # type: ignore[union-attr]
+        if out:
+            self.transport.write(out)  # type: ignore[union-attr]
+
+    def _handshake(self) -> bool:
+        try:
+            self.tls.do_handshake()  # type: ignore[union-attr]
+        except _WANT:
+            self._flush()
+            return False
+        self._flush()
+        self.step = _OPEN2
+        self._send(self.head)
+        return True
+
+    def _decrypt(self, data: bytes) -> bytes:
+        self.incoming.write(data)  # type: ignore[union-attr]
+        if self.step == _HANDSHAKE and not self._handshake():
+            return b""
+        chunks = []
+        while True:
+            try:
+                chunk = self.tls.read(65536)  # type: ignore[union-attr]
+            except _WANT:
+                break
+            except ssl.SSLZeroReturnError:
+                chunk = b""
+            if not chunk:  # the target's close_notify
+                if self.closed is not None and not self.closed.done():
+                    self.closed.set_result(None)
+                break
+            chunks.append(chunk)
+        self._flush()
+        return b"".join(chunks)
+
+    # -- the end ------------------------------------------------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        return not self.eof
+
+    async def close(self) -> None:
+        """``</stream:stream>``; over TLS also close_notify, then wait (at most 2 s) for the target's close_notify
+        or end of connection, as asyncio's SSL transport does; then close the connection."""
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        try:
+            self._send(_CLOSE)
+            if self.tls is not None and self.step != _HANDSHAKE and not self.eof:
+                with contextlib.suppress(*_WANT):
+                    self.tls.unwrap()
+                self._flush()
+                self.closed = asyncio.get_running_loop().create_future()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(2):
+                        await self.closed
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            t.close()
+
+
+_HEADS: dict[tuple[str, str], bytes] = {}
+
+
 async def authenticate(
     me: Identity,
     target: str,
@@ -129,40 +344,34 @@ async def authenticate(
     source: str | None = None,
     timeout: float = 30.0,
     hold: bool = False,
-) -> Conn | None:
+) -> Initiator | None:
     """One fresh S2S connection to ``target`` authenticated with ``method``; closed again unless ``hold``."""
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(addr[0], addr[1], local_addr=(source, 0) if source else None, limit=1 << 20), timeout
-    )
-    conn = Conn(reader, writer, timeout)
+    head = _HEADS.get((target, me.domain))
+    if head is None:
+        head = _HEADS[(target, me.domain)] = header(to=target, from_=me.domain)
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    proto = Initiator(me, target, method, ctx, head, done)
     ok = False
     try:
-        conn.send(header(to=target, from_=me.domain))
-        stream_id = await _open(conn)
-        if method != "tcp_dialback":
-            conn.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-            await conn.expect(re.compile(rb"<proceed\b[^>]*>"))
-            assert ctx is not None
-            await conn.start_tls(ctx, target)
-            conn.send(header(to=target, from_=me.domain))
-            stream_id = await _open(conn)
-        if method == "sasl_tls":
-            authzid = base64.b64encode(me.domain.encode()).decode()
-            conn.send(f"<auth xmlns='{SASL_NS}' mechanism='EXTERNAL'>{authzid}</auth>".encode())
-            await conn.expect(re.compile(rb"<success\b[^>]*(?:/>|>.*?</success>)", re.S))
-            conn.send(header(to=target, from_=me.domain))
-            await _open(conn)
-        else:
-            key = dialback_key(me.secret, target, me.domain, stream_id)
-            conn.send(f"<db:result from='{me.domain}' to='{target}'>{key}</db:result>".encode())
-            m = await conn.expect(re.compile(rb"<db:result\b[^>]*\btype=['\"](\w+)['\"]"))
-            if m.group(1) != b"valid":
-                raise WireError(f"dialback answered {m.group(1).decode()}")
+        async with asyncio.timeout(timeout):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.setblocking(False)
+                if source:
+                    sock.bind((source, 0))
+                await loop.sock_connect(sock, addr)
+                await loop.create_connection(lambda: proto, sock=sock)
+            except BaseException:
+                if proto.transport is None:
+                    sock.close()
+                raise
+            await done
         ok = True
-        return conn if hold else None
+        return proto if hold else None
     finally:
         if not (ok and hold):
-            await conn.close()
+            await proto.close()
 
 
 async def _open(conn: Conn) -> str:
