@@ -159,6 +159,7 @@ class Lab:
         self.run(self.exchange())
         assert self._count_legit_auths() == self.legit_auths, "the streams with l.test were re-established"
         assert self.comp_g is not None and self.comp_g.received.empty(), "a stray stanza reached g.test's component"
+        assert self.comp_l is not None and self.comp_l.received.empty(), "a stray stanza reached l.test's component"
         assert self.comp_g.errors.empty() and self.comp_l is not None and self.comp_l.errors.empty()
 
     # -- per-test state --------------------------------------------------------------------------------------
