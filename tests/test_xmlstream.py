@@ -496,3 +496,59 @@ def test_text_longer_than_the_parser_text_buffer_arrives_whole() -> None:
         events = [e for i in range(0, len(wire), chunk) for e in parser.feed(wire[i : i + chunk])]
         [stanza] = [e.element for e in events if isinstance(e, ElementReceived)]
         assert stanza.findtext("{jabber:server}body") == body
+
+
+def test_hibernate_only_between_elements_and_wakes_with_the_stream_state() -> None:
+    p = XmlStreamParser(max_stanza_size=300)
+    assert not p.hibernate()  # no header yet
+    header = (b"<s:stream xmlns='jabber:server' xmlns:s='http://etherx.jabber.org/streams' "
+              b"xmlns:db='jabber:server:dialback' to='b.example' version='1.0'>")
+    p.feed(header)
+    p.feed(b"<message><body>half")
+    assert not p.hibernate()  # inside a stanza
+    p.feed(b"</body></message>  ")
+    assert p.hibernate() and p.hibernating
+    # the woken parser knows the header's prefixes, counts sizes from the real stream, and keeps the limits
+    [ev] = p.feed(b"<db:result from='a.example' to='b.example'>k</db:result>")
+    assert isinstance(ev, ElementReceived)
+    assert ev.element.tag == "{jabber:server:dialback}result" and ev.size == 56
+    assert p.hibernate()
+    with pytest.raises(StreamError) as e:
+        p.feed(b"<message>" + b"x" * 400 + b"</message>")
+    assert e.value.condition == "policy-violation"
+    assert not p.hibernate()  # after an error
+
+
+def test_hibernate_after_close_and_the_close_tag_of_a_woken_stream() -> None:
+    p = XmlStreamParser()
+    p.feed(b"<s:stream xmlns='jabber:server' xmlns:s='http://etherx.jabber.org/streams'>")
+    assert p.hibernate()
+    assert p.feed(b"</s:stream>") == [StreamClosed()]
+    assert not p.hibernate()
+
+
+def test_a_hibernating_parser_holds_far_less_memory() -> None:
+    import tracemalloc
+
+    header = stream_header(default_ns="jabber:server", to="b.example", from_="a.example", id="i")
+    stanza = b"<message to='u@b.example' from='v@a.example' id='1'><body>hello</body></message>"
+
+    def held(hibernate: bool) -> int:
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            parsers = []
+            for _ in range(200):
+                p = XmlStreamParser()
+                p.feed(header)
+                p.feed(stanza)
+                if hibernate:
+                    assert p.hibernate()
+                parsers.append(p)
+            return (tracemalloc.get_traced_memory()[0] - before) // len(parsers)
+        finally:
+            tracemalloc.stop()
+
+    awake, asleep = held(False), held(True)
+    assert awake > 8000  # expat's state for one stream
+    assert asleep < awake / 5, (awake, asleep)

@@ -168,3 +168,37 @@ def test_markup_like_garbage_only_raises_stream_error(garbage: bytes) -> None:
         p.feed(garbage)
     except StreamError:
         pass
+
+
+def _feed_all(p: XmlStreamParser, pieces: list[bytes], *, hibernate: bool) -> tuple[list[object], str | None]:
+    """Feed ``pieces`` in turn (asking the parser to hibernate before each one); the events' shapes, and the
+    condition of the error that ended the stream, if one did."""
+    events: list[XmlEvent] = []
+    try:
+        for piece in pieces:
+            if hibernate:
+                p.hibernate()
+            events += p.feed(piece)
+    except StreamError as e:
+        return shape(events), e.condition
+    return shape(events), None
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(stanzas(), max_size=5),
+    st.lists(st.integers(0, 10_000), max_size=12),
+    st.sampled_from([b"", b" ", b"<x", b"</stream:stream>", b"<message><body>x</y></message>", b"<a/>&bogus;"]),
+    st.sampled_from(["stream", "s"]),
+)
+def test_hibernating_between_any_pieces_changes_nothing(
+    elements: list[Element], cuts: list[int], tail: bytes, prefix: str
+) -> None:
+    """Asked to hibernate at every cut (it only does at an element boundary), the parser gives the same events,
+    sizes and errors as one that never hibernates, whatever the stream prefix and whatever follows."""
+    header = HEADER.replace(b"stream:", prefix.encode() + b":").replace(b"xmlns:stream", b"xmlns:" + prefix.encode())
+    body = b" ".join(serialize(e, default_ns=NS, prefixes={"db": DB}) for e in elements)
+    wire = header + b"\n " + body + b" " + tail.replace(b"stream:", prefix.encode() + b":")
+    points = sorted({c % (len(wire) + 1) for c in cuts})
+    pieces = [wire[a:b] for a, b in zip([0, *points], [*points, len(wire)], strict=True)]
+    assert _feed_all(XmlStreamParser(), pieces, hibernate=True) == _feed_all(XmlStreamParser(), pieces, hibernate=False)

@@ -29,6 +29,10 @@ Decisions, so that callers can rely on them:
 * With expat >= 2.6, reparse deferral is switched off: a complete stanza must never wait for more input.
   The cost it guards against (re-scanning a huge unfinished token) is bounded by ``max_stanza_size``.
 * ``ElementReceived.size`` is exact: from the element's ``<`` to the ``>`` that ends it.
+* :meth:`XmlStreamParser.hibernate` (after Erlang's ``hibernate``) frees the expat parser of a stream that is
+  idle between first-level elements; the next :meth:`~XmlStreamParser.feed` builds a new one and replays the
+  stream's own start tag into it (no event), so namespaces, the stream prefix and every limit hold as before.
+  An idle authenticated stream then holds some 250 bytes of header instead of about 13 kB of expat state.
 """
 
 from __future__ import annotations
@@ -153,6 +157,9 @@ _FORBIDDEN = {
 
 
 TEXT_BUFFER_SIZE = 2048
+# Expanded names ("ns local" -> "{ns}local"), shared by every stream: XMPP uses few, and one dict per stream
+# cost about 1 kB each. Cleared when full, so a peer inventing names cannot grow it.
+_NAMES: dict[str, str] = {}
 
 
 class XmlStreamParser:
@@ -164,11 +171,59 @@ class XmlStreamParser:
         self.max_stanza_size = max_stanza_size
         self.max_depth = max_depth
         self.max_attributes = max_attributes
-        self._names: dict[str, str] = {}
+        self._names = _NAMES
         self.reset()
 
     def reset(self) -> None:
         """Forget everything: the next bytes are a new stream (after STARTTLS or SASL success)."""
+        self._p: expat.XMLParserType | None = self._new_expat()
+        self._events: list[XmlEvent] = []
+        self._stack: list[Element] = []  # open elements below the stream element
+        self._depth = 0  # open elements including the stream element
+        self._decls: dict[str | None, str] = {}
+        self._buf = bytearray()  # fed bytes from stream offset self._base on
+        self._base = 0
+        self._total = 0  # bytes fed since the stream started
+        self._mark = 0  # where the current first-level element (or the idle gap before it) began
+        self._closed = False
+        self._error: StreamError | None = None
+        self._header: bytes | None = None  # the stream's start tag as received, replayed after hibernate()
+        self._shift = 0  # stream offset of expat's byte 0 (a woken parser counts from the replayed header)
+        self._waking = False
+
+    def hibernate(self) -> bool:
+        """Free the expat parser while the stream is idle between first-level elements.
+
+        Returns False, and changes nothing, anywhere else: before the header, inside an element, with bytes of
+        an unfinished one pending, after the close or an error. The next :meth:`feed` wakes the parser.
+        """
+        p = self._p
+        if (p is None or self._error is not None or self._closed or self._depth != 1 or self._stack
+                or self._mark != self._total or self._events or self._header is None):
+            return False
+        p.CharacterDataHandler = None  # flushes buffered keep-alive whitespace, which _chars ignores here
+        self._p = None  # the parser's only reference: freed now, and the handler cycle with it
+        return True
+
+    @property
+    def hibernating(self) -> bool:
+        return self._p is None and self._header is not None and self._error is None and not self._closed
+
+    def _wake(self) -> expat.XMLParserType:
+        assert self._header is not None
+        p = self._new_expat()
+        p.StartNamespaceDeclHandler = None  # the header's declarations were reported when it first came
+        self._depth = 0  # the replayed start tag opens the stream element again
+        self._waking = True
+        try:
+            p.Parse(self._header, False)
+        finally:
+            self._waking = False
+        self._shift = self._total - len(self._header)
+        self._p = p
+        return p
+
+    def _new_expat(self) -> expat.XMLParserType:
         p = expat.ParserCreate("UTF-8", _SEP)
         p.buffer_text = True
         # expat's default text buffer is 8 KiB for every stream, idle ones included; text longer than this
@@ -191,17 +246,7 @@ class XmlStreamParser:
         p.ExternalEntityRefHandler = self._external_entity
         p.SkippedEntityHandler = _FORBIDDEN["entity reference"]
         p.DefaultHandler = None
-        self._p = p
-        self._events: list[XmlEvent] = []
-        self._stack: list[Element] = []  # open elements below the stream element
-        self._depth = 0  # open elements including the stream element
-        self._decls: dict[str | None, str] = {}
-        self._buf = bytearray()  # fed bytes from stream offset self._base on
-        self._base = 0
-        self._total = 0  # bytes fed since the stream started
-        self._mark = 0  # where the current first-level element (or the idle gap before it) began
-        self._closed = False
-        self._error: StreamError | None = None
+        return p
 
     @property
     def closed(self) -> bool:
@@ -218,12 +263,13 @@ class XmlStreamParser:
             if self._total < 2 and not _NOT_UTF8_START.isdisjoint(data[: 2 - self._total]):
                 # expat detects UTF-16 (byte order mark, or "<\0") even when told the input is UTF-8
                 raise StreamError("unsupported-encoding", "XMPP streams are UTF-8")
+            parser = self._p if self._p is not None else self._wake()
             for i in range(0, len(data), _SLICE):
                 chunk = data[i : i + _SLICE] if len(data) > _SLICE else data
                 self._buf += chunk
                 self._total += len(chunk)
                 try:
-                    self._p.Parse(chunk, False)
+                    parser.Parse(chunk, False)
                 except expat.ExpatError as exc:
                     if self._closed:  # bytes after </stream:stream>: not ours to judge
                         break
@@ -245,6 +291,8 @@ class XmlStreamParser:
         self._buf = bytearray()
         self._stack = []
         p = self._p
+        if p is None:
+            return
         # Drop the handlers: they hold a reference cycle to us and must not run again. Clearing
         # CharacterDataHandler flushes expat's buffered text through the old handler first, which may raise
         # (text between stanzas) for this same failed stream; the flush empties the buffer, so retry once.
@@ -265,6 +313,12 @@ class XmlStreamParser:
         if keep > 0:
             del self._buf[:keep]
             self._base = self._mark
+
+    def _index(self) -> int:
+        """Stream offset of the event expat is reporting."""
+        p = self._p
+        assert p is not None
+        return p.CurrentByteIndex + self._shift
 
     def _tag_end(self, start: int) -> int:
         """Stream offset just after the tag that begins at stream offset ``start``."""
@@ -299,15 +353,15 @@ class XmlStreamParser:
         if depth >= 2:
             if depth > self.max_depth:
                 raise StreamError("policy-violation", f"nested deeper than {self.max_depth}")
-            if self._p.CurrentByteIndex - self._mark > self.max_stanza_size:
+            if self._index() - self._mark > self.max_stanza_size:
                 raise StreamError("policy-violation", f"element larger than {self.max_stanza_size} bytes")
             self._stack.append(SubElement(self._stack[-1], tag, self._attrs(attrs)))
         elif depth == 1:
             if tag == _STREAM_TAG:
                 raise StreamError("invalid-xml", "stream header inside the stream")
-            self._mark = self._p.CurrentByteIndex
+            self._mark = self._index()
             self._stack.append(Element(tag, self._attrs(attrs)))
-        else:
+        elif not self._waking:
             self._open_stream(tag, attrs)
         self._depth = depth + 1
 
@@ -320,8 +374,12 @@ class XmlStreamParser:
         decls = self._decls
         prefixes = {k: v for k, v in decls.items() if k is not None}
         self._decls = {}
-        self._p.StartNamespaceDeclHandler = None  # only the header's declarations are reported
-        self._mark = self._tag_end(self._p.CurrentByteIndex)
+        p = self._p
+        assert p is not None
+        p.StartNamespaceDeclHandler = None  # only the header's declarations are reported
+        start = p.CurrentByteIndex
+        self._mark = self._tag_end(start)
+        self._header = bytes(self._buf[start - self._base : self._mark - self._base])
         self._events.append(StreamOpened(plain, decls.get(None, ""), prefixes))
 
     def _end(self, name: str) -> None:
@@ -337,7 +395,7 @@ class XmlStreamParser:
                 if self._buf[end - self._base - 2] != 0x2F:  # no: "<x></x>"
                     end = -1
             if end < 0:
-                end = self._tag_end(self._p.CurrentByteIndex)
+                end = self._tag_end(self._index())
             size = end - self._mark
             if size > self.max_stanza_size:
                 raise StreamError("policy-violation", f"element larger than {self.max_stanza_size} bytes")
