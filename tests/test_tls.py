@@ -130,6 +130,10 @@ def test_certificate_for_another_name(pki: Pki) -> None:
     assert not status.valid_for("a.example")
     assert status.valid_for("other.example")
     assert not s.peer_certificate().valid_for("c.example")
+    # What a live stream keeps: the names, not the parsed certificate; the answers are the same.
+    light = c.peer_certificate(keep_certificate=False)
+    assert light.certificate is None and light.names == status.names
+    assert light.valid_for("other.example") and not light.valid_for("a.example")
 
 
 # X509_V_ERR_* codes; the texts vary a little between OpenSSL versions.

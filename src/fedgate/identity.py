@@ -27,6 +27,7 @@ __all__ = [
     "CertificateNames",
     "certificate_names",
     "matches_domain",
+    "names_match_domain",
     "normalize_domain",
 ]
 
@@ -123,12 +124,16 @@ def _dns_patterns(names: CertificateNames) -> list[DNSPattern | SRVPattern]:
 
 def matches_domain(cert: x509.Certificate, domain: str) -> bool:
     """Whether ``cert`` identifies the XMPP server ``domain`` (DNS-ID, SRV-ID or XmppAddr; never the CN)."""
+    return names_match_domain(certificate_names(cert), domain)
+
+
+def names_match_domain(names: CertificateNames, domain: str) -> bool:
+    """:func:`matches_domain` from the names already read out of a certificate."""
     try:
         wanted = normalize_domain(domain)
         service_ids = (DNS_ID(wanted), SRV_ID(XMPP_SERVER_SRV_PREFIX + wanted))
     except ValueError:
         return False
-    names = certificate_names(cert)
     for addr in names.xmpp_addrs:
         try:
             if normalize_domain(addr) == wanted:

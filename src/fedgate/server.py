@@ -250,7 +250,7 @@ class _Connection:
 
     def tls_info(self) -> TlsInfo:
         assert self.tls is not None
-        return TlsInfo(self.tls.version, self.tls.cipher, self.tls.peer_certificate())
+        return TlsInfo(self.tls.version, self.tls.cipher, self.tls.peer_certificate(keep_certificate=False))
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

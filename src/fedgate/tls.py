@@ -35,7 +35,7 @@ try:  # pyOpenSSL's binding: no public way to ask how many bytes a memory BIO ho
 except ImportError:  # pragma: no cover
     _lib = None
 
-from fedgate.identity import CertificateNames, certificate_names, matches_domain, normalize_domain
+from fedgate.identity import CertificateNames, certificate_names, names_match_domain, normalize_domain
 
 __all__ = [
     "CertificateStatus",
@@ -98,17 +98,19 @@ class CertificateStatus:
     not_after: datetime.datetime | None = None
     error_code: int | None = None  # X509_V_ERR_* of the first failure
     error_depth: int | None = None  # 0 = the peer's own certificate
+    # The parsed certificate itself, for reports (probe); None when not asked for (a live stream keeps only the
+    # names: the object with its parsed extensions costs some 3 kB per stream).
     certificate: x509.Certificate | None = field(default=None, repr=False, compare=False)
     # valid_for() answers, by domain: a stream asks for the same domain more than once, and matching is costly.
     _matches: dict[str, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def valid_for(self, domain: str) -> bool:
         """Whether this authenticates the peer as ``domain``: a valid chain and a matching identity."""
-        if not (self.presented and self.chain_valid and self.certificate is not None):
+        if not (self.presented and self.chain_valid and self.names is not None):
             return False
         known = self._matches.get(domain)
         if known is None:
-            known = self._matches[domain] = matches_domain(self.certificate, domain)
+            known = self._matches[domain] = names_match_domain(self.names, domain)
         return known
 
 
@@ -394,8 +396,10 @@ class TlsSession:
         """The OpenSSL name of the cipher suite, e.g. "TLS_AES_256_GCM_SHA384"; None before the handshake."""
         return self._conn.get_cipher_name() if self.handshake_complete else None
 
-    def peer_certificate(self) -> CertificateStatus:
-        """The peer's certificate and whether its chain validated (meaningful once the handshake completes)."""
+    def peer_certificate(self, *, keep_certificate: bool = True) -> CertificateStatus:
+        """The peer's certificate and whether its chain validated (meaningful once the handshake completes).
+
+        ``keep_certificate=False`` leaves the parsed certificate out of the status (its names stay)."""
         cert = self._conn.get_peer_certificate(as_cryptography=True)
         if cert is None:
             return CertificateStatus(presented=False, chain_valid=False)
@@ -410,7 +414,7 @@ class TlsSession:
             not_after=cert.not_valid_after_utc,
             error_code=None if error is None else error[0],
             error_depth=None if error is None else error[1],
-            certificate=cert,
+            certificate=cert if keep_certificate else None,
         )
 
     def peer_chain_der(self) -> list[bytes]:
