@@ -373,3 +373,19 @@ def test_concurrent_cli_processes_lose_no_partner(db: Path) -> None:
     assert all(r.stdout.strip() == f"Partner {n} added." for r, n in zip(results, names, strict=True))
     listed = json.loads(fedgate(db, "partner", "get", "--format", "json").stdout)
     assert sorted(p["domain"] for p in listed) == sorted(names)
+
+
+@pytest.mark.slow
+def test_concurrent_add_additional_domain_keeps_every_domain(db: Path) -> None:
+    """Ten `partner set --add-additional-domain` processes started at once on one partner: all ten domains stay."""
+    assert fedgate(db, "partner", "new", "x.example").exit_code == 0
+    command = [sys.executable, "-m", "fedgate.cli", "--db", str(db), "--lang", "en", "partner", "set", "x.example"]
+    processes = [
+        subprocess.Popen([*command, "--add-additional-domain", f"d{i}.example"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for i in range(10)
+    ]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    assert [p.returncode for p in processes] == [0] * 10, [err for _, err in outputs]
+    shown = json.loads(fedgate(db, "partner", "get", "x.example", "--format", "json").stdout)[0]
+    assert sorted(shown["additional_domains"]) == sorted(f"d{i}.example" for i in range(10)), outputs

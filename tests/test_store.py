@@ -238,16 +238,21 @@ def _add_many(db: str, prefix: str, count: int) -> None:
                 s.update_gateway(keepalive_interval=100 + i)
 
 
-@pytest.mark.slow
-def test_concurrent_processes_lose_nothing(db: Path) -> None:
-    """Four processes, each its own connection, all starting on a file that does not exist yet."""
+def _in_processes(target: Callable[..., None], args: list[tuple[object, ...]]) -> None:
+    """Runs ``target`` in spawned processes at once (one per ``args``); each must exit 0."""
     ctx = multiprocessing.get_context("spawn")
-    workers = [ctx.Process(target=_add_many, args=(str(db), f"w{n}-", 60)) for n in range(4)]
+    workers = [ctx.Process(target=target, args=a) for a in args]
     for w in workers:
         w.start()
     for w in workers:
         w.join(120)
-    assert [w.exitcode for w in workers] == [0, 0, 0, 0]
+    assert [w.exitcode for w in workers] == [0] * len(args)
+
+
+@pytest.mark.slow
+def test_concurrent_processes_lose_nothing(db: Path) -> None:
+    """Four processes, each its own connection, all starting on a file that does not exist yet."""
+    _in_processes(_add_many, [(str(db), f"w{n}-", 60) for n in range(4)])
     with SqliteStore(db) as s:
         partners = s.list_partners()
         assert len(partners) == 240
@@ -256,6 +261,48 @@ def test_concurrent_processes_lose_nothing(db: Path) -> None:
         conn = sqlite3.connect(db)
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         conn.close()
+
+
+def _add_domains(db: str, worker: int, count: int) -> None:
+    with SqliteStore(db) as s:
+        for i in range(count):
+            name = f"w{worker}-{i}.example"
+            s.modify_partner("shared.example", lambda p, name=name: p.edit_additional_domains(add=[name]))
+
+
+@pytest.mark.slow
+def test_concurrent_additional_domain_edits_lose_nothing(db: Path) -> None:
+    """Four processes adding additional domains to one partner at once: every domain is kept."""
+    with SqliteStore(db) as s:
+        s.add_partner(Partner("shared.example", additional_domains=("first.example",)))
+    _in_processes(_add_domains, [(str(db), n, 15) for n in range(4)])
+    with SqliteStore(db) as s:
+        kept = s.get_partner("shared.example").additional_domains
+        assert sorted(kept) == sorted(["first.example", *(f"w{n}-{i}.example" for n in range(4) for i in range(15))])
+        assert all(s.find_partner(name) is not None for name in kept)
+
+
+def test_additional_domains_added_and_removed_one_by_one(store: SqliteStore) -> None:
+    store.add_partner(Partner("a.example", additional_domains=("x.example", "y.example")))
+    updated = store.modify_partner(
+        "a.example", lambda p: p.edit_additional_domains(add=["Z.example", "y.example"], remove=["X.EXAMPLE"])
+    )
+    assert updated.additional_domains == ("y.example", "z.example")
+    assert store.get_partner("a.example") == updated
+    revision = store.revision()
+    with pytest.raises(FieldError) as info:
+        store.modify_partner(
+            "a.example", lambda p: p.changed(description="not kept").edit_additional_domains(remove=["q.example"])
+        )
+    assert (info.value.field, info.value.problem, info.value.allowed) == (
+        "additional_domains", "not_listed", ("y.example", "z.example"))
+    assert store.get_partner("a.example") == updated
+    assert store.revision() == revision
+    store.add_partner(Partner("b.example"))
+    with pytest.raises(PartnerExists):
+        store.modify_partner("b.example", lambda p: p.edit_additional_domains(add=["z.example"]))
+    with pytest.raises(UnknownPartner):
+        store.modify_partner("c.example", lambda p: p)
 
 
 def test_authorizations_are_recorded_once_and_survive_reopening(tmp_path: Path) -> None:

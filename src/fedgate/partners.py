@@ -358,6 +358,16 @@ class Partner:
         """A copy with only the named fields changed; the merged result is validated as a whole."""
         return Partner.parse(**{**self.as_dict(), **changes})
 
+    def edit_additional_domains(self, add: Iterable[object] = (), remove: Iterable[object] = ()) -> Partner:
+        """A copy with each of ``remove`` taken out of the additional domains (``FieldError`` ``not_listed`` when
+        the partner does not have it), then each of ``add`` appended unless already there; the others stay."""
+        current = list(self.additional_domains)
+        for gone in parse_domains(list(remove)):
+            if gone not in current:
+                raise FieldError("additional_domains", gone, "not_listed", "listed", tuple(current) or ("-",))
+            current.remove(gone)
+        return self.changed(additional_domains=[*current, *parse_domains(list(add))])
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready field values; ``Partner.parse(**p.as_dict()) == p``."""
         return {

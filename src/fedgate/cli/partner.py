@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from ..i18n import t
-from ..partners import PARTNER_FIELDS, FieldError, Partner, PartnerType, domain_to_unicode, normalize_domain
+from ..partners import PARTNER_FIELDS, Partner, PartnerType, domain_to_unicode, normalize_domain
 from ..store import UnknownPartner
 from .output import FORMATS_TABLE_JSON, table, to_json, warn, yes_no
 from .state import State, given_options, pass_state
@@ -128,15 +128,10 @@ def set_(
     changes = given_options(ctx, *_FIELD_OPTIONS)
     if not changes and not add_domains and not remove_domains:
         raise LineUsageError(t("cli.error.nothing_to_change"))
-    store = state.store()
-    if add_domains or remove_domains:
-        current = store.get_partner(domain).additional_domains
-        for gone in remove_domains:
-            if gone not in current:
-                raise FieldError("additional_domains", gone, "not_listed", "listed", current or ("-",))
-        kept = [d for d in current if d not in remove_domains]
-        changes["additional_domains"] = kept + [d for d in add_domains if d not in kept]
-    _report(store.update_partner(domain, **changes), "cli.partner.updated", fmt)
+    updated = state.store().modify_partner(
+        domain, lambda current: current.changed(**changes).edit_additional_domains(add_domains, remove_domains)
+    )
+    _report(updated, "cli.partner.updated", fmt)
 
 
 @partner.command("get")

@@ -9,6 +9,7 @@ running gateway can poll it and reload.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -66,6 +67,12 @@ class PartnerStore(Protocol):
 
     def update_partner(self, domain: str, **changes: object) -> Partner:
         """Changes only the named fields; the merged result is validated as a whole. Returns it."""
+        ...
+
+    def modify_partner(self, domain: str, change: Callable[[Partner], Partner]) -> Partner:
+        """Stores ``change(partner)`` in place of the partner, read inside the same write transaction, so that
+        edits made at the same time (``Partner.edit_additional_domains`` in two processes) all survive. Whatever
+        ``change`` raises is raised and nothing is written. Returns the stored result."""
         ...
 
     def get_partner(self, domain: str) -> Partner:

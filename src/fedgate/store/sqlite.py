@@ -15,7 +15,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -220,12 +220,15 @@ class SqliteStore:
         return partner
 
     def update_partner(self, domain: str, **changes: object) -> Partner:
+        return self.modify_partner(domain, lambda current: current.changed(**changes))
+
+    def modify_partner(self, domain: str, change: Callable[[Partner], Partner]) -> Partner:
         key = normalize_domain(domain)
-        with self._transaction() as db:
+        with self._transaction() as db:  # BEGIN IMMEDIATE: nobody else writes between our read and our write
             current = self._load([key])
             if not current:
                 raise UnknownPartner(key)
-            updated = current[0].changed(**changes)
+            updated = change(current[0])
             self._write_partner(db, updated, key)
         return updated
 
