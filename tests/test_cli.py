@@ -9,15 +9,18 @@ import io
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
 from fedgate import policy
 from fedgate.cli import cli
+from fedgate.cli.types import FieldType
 from fedgate.explain import note_text, outcome_text
 from fedgate.i18n import t
 from fedgate.policy import Note, Settings
@@ -115,6 +118,42 @@ def test_check_json() -> None:
 )
 def test_check_usage_errors_exit_2_with_one_line(args: list[str], needles: list[str]) -> None:
     assert_one_line_error(run("policy", "check", *args), 2, *needles)
+
+
+@pytest.mark.parametrize(
+    ("args", "missing", "allowed"),
+    [
+        (["--tls", "optional", "--dialback"], "--sasl", "required, optional, not_supported"),
+        (["--sasl", "optional", "--no-dialback"], "--tls", "required, optional, not_supported"),
+        (["--tls", "optional", "--sasl", "optional"], "--dialback", "--no-dialback"),
+    ],
+)
+@pytest.mark.parametrize("lang", ["en", "zh-TW", "ja"])
+def test_check_missing_option_is_a_usage_error_naming_it(
+    args: list[str], missing: str, allowed: str, lang: str
+) -> None:
+    line = assert_one_line_error(run("--lang", lang, "policy", "check", *args), 2, missing, allowed)
+    assert line.startswith(t("cli.line.error", lang, message=""))
+    assert "Traceback" not in line
+
+
+def _field_params(command: click.Command) -> Iterator[tuple[str, click.Parameter]]:
+    for param in command.params:
+        yield command.name or "", param
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            yield from _field_params(sub)
+
+
+def test_every_field_option_can_say_what_it_allows() -> None:
+    """What a missing value's message lists comes from the field's parser; no parser may crash producing it."""
+    checked = 0
+    for command, param in _field_params(cli):
+        if isinstance(param.type, FieldType):
+            allowed = param.type.allowed()
+            assert allowed.strip() and not allowed.startswith("<"), (command, param.name, allowed)
+            checked += 1
+    assert checked > 20
 
 
 def test_value_errors_in_each_language() -> None:

@@ -100,3 +100,15 @@ def test_bad_values_name_the_field_and_allowed_values(field: str, bad: str) -> N
     assert exc.value.field == field
     assert field in str(exc.value)
     assert "," in str(exc.value)  # the allowed values are listed
+
+
+@pytest.mark.parametrize("value", [None, 3, object(), ["required"]])
+@pytest.mark.parametrize(
+    ("parse", "field"),
+    [(policy.parse_tls, "tls"), (policy.parse_sasl, "sasl"), (lambda v: policy.parse_bool("dialback", v), "dialback")],
+)
+def test_values_that_are_not_text_are_refused_naming_the_field(parse: Any, field: str, value: object) -> None:
+    with pytest.raises(policy.SettingError) as exc:
+        parse(value)
+    assert exc.value.field == field
+    assert len(exc.value.allowed) >= 2

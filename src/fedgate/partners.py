@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import encodings.idna
+import functools
 import ipaddress
 import secrets
 from collections.abc import Callable, Iterable, Mapping
@@ -257,28 +258,14 @@ def parse_unlisted_domains(value: object) -> Settings | None:
 
 
 def _parse_bool(field_name: str) -> Callable[[object], bool]:
-    def parse(value: object) -> bool:
-        if not isinstance(value, bool | str):
-            raise SettingError(field_name, value, ("true", "false"))
-        return parse_bool(field_name, value)
-
-    return parse
-
-
-def _text(parser: Callable[[str], Any], field_name: str) -> Callable[[object], Any]:
-    def parse(value: object) -> Any:
-        if not isinstance(value, str):
-            raise FieldError(field_name, value, "not_text")
-        return parser(value)
-
-    return parse
+    return functools.partial(parse_bool, field_name)
 
 
 PARTNER_FIELDS: dict[str, Callable[[object], Any]] = {
     "domain": normalize_domain,
     "additional_domains": parse_domains,
-    "tls": _text(parse_tls, "tls"),
-    "sasl": _text(parse_sasl, "sasl"),
+    "tls": parse_tls,
+    "sasl": parse_sasl,
     "dialback": _parse_bool("dialback"),
     "partner_type": parse_partner_type,
     "proxy_fqdn": parse_proxy_fqdn,

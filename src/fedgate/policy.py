@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, TypeVar
 
 
 class Tls(StrEnum):
@@ -127,32 +127,37 @@ class SettingError(ValueError):
         super().__init__(f"{field_name}: {value!r} is not one of {', '.join(allowed)}")
 
 
-def _norm(value: str) -> str:
-    return value.strip().lower().replace("-", "_")
+_Level = TypeVar("_Level", Tls, Sasl)
 
 
-def parse_tls(value: str) -> Tls:
-    try:
-        return Tls(_norm(value))
-    except ValueError:
-        raise SettingError("tls", value, tuple(t.value for t in Tls)) from None
+def _parse_level(field_name: str, levels: type[_Level], value: object) -> _Level:
+    """One of ``levels`` from its text (any case, '-' for '_') or itself; ``SettingError`` for anything else."""
+    if isinstance(value, levels):
+        return value
+    if isinstance(value, str):
+        try:
+            return levels(value.strip().lower().replace("-", "_"))
+        except ValueError:
+            pass
+    raise SettingError(field_name, value, tuple(level.value for level in levels))
 
 
-def parse_sasl(value: str) -> Sasl:
-    try:
-        return Sasl(_norm(value))
-    except ValueError:
-        raise SettingError("sasl", value, tuple(s.value for s in Sasl)) from None
+def parse_tls(value: object) -> Tls:
+    return _parse_level("tls", Tls, value)
+
+
+def parse_sasl(value: object) -> Sasl:
+    return _parse_level("sasl", Sasl, value)
 
 
 _TRUE = {"true", "on", "yes", "1"}
 _FALSE = {"false", "off", "no", "0"}
 
 
-def parse_bool(field_name: str, value: bool | str) -> bool:
+def parse_bool(field_name: str, value: object) -> bool:
     if isinstance(value, bool):
         return value
-    v = value.strip().lower()
+    v = value.strip().lower() if isinstance(value, str) else None
     if v in _TRUE:
         return True
     if v in _FALSE:

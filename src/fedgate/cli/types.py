@@ -52,6 +52,9 @@ else:  # click < 8.2 has no type parameters at run time
     _ParamType = click.ParamType
 
 
+_NO_VALUE = object()
+
+
 class FieldType(_ParamType):
     """A click type that converts with ``parse`` (which raises ``SettingError``)."""
 
@@ -64,11 +67,14 @@ class FieldType(_ParamType):
         return self.metavar
 
     def allowed(self) -> str:
-        """The allowed values in words, for a missing-value message."""
+        """The allowed values in words, for a missing-value message: what the parser says when given a value that
+        no field accepts (the model's parsers refuse a non-text value with ``SettingError``)."""
         try:
-            self.parse(object())
+            self.parse(_NO_VALUE)
         except SettingError as error:
             return allowed_text(error)
+        except Exception:  # a parser that refuses in its own way: the form the option's help shows
+            return self.metavar
         return self.metavar
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
