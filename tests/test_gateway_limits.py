@@ -19,7 +19,7 @@ from fedgate.resolver import Resolver
 from fedgate.s2s import Authenticated, StreamClosed
 
 from .net.components import EchoComponent, error_condition
-from .net.gateways import make_node
+from .net.gateways import Node, make_node
 from .test_resolver import FakeDns
 
 ROUTES = {"a.test": "127.0.0.16:5269", "b.test": "127.0.0.17:5269"}
@@ -119,15 +119,16 @@ def test_idle_stream_closes_unless_kept_alive(tmp_path: Path) -> None:
             a.gateway.send_to_partner("a.test", "b.test", _presence())
             await _wait(lambda: any(isinstance(e, Authenticated) for _, e in a.events))
             await asyncio.sleep(3.5)
-            assert not any(isinstance(e, StreamClosed) for _, e in b.events), b.events
+            # (b's own outbound stream to a, carrying the bounce, may close as idle: only b's inbound counts.)
+            assert not any(isinstance(e, StreamClosed) for d, e in b.events if d == "in"), b.events
             a.gateway.close_streams()
             await _wait(lambda: not a.gateway.links and not b.gateway._inbound_machines)
             b.events.clear()
             # Without them, b closes the idle stream with connection-timeout.
             a.set_partner("b.test", s, enable_keepalive=False)
             a.gateway.send_to_partner("a.test", "b.test", _presence())
-            await _wait(lambda: any(isinstance(e, StreamClosed) for _, e in b.events), 6)
-            closed = [e for _, e in b.events if isinstance(e, StreamClosed)]
+            await _wait(lambda: any(isinstance(e, StreamClosed) for d, e in b.events if d == "in"), 6)
+            closed = [e for d, e in b.events if d == "in" and isinstance(e, StreamClosed)]
             assert closed[0].condition == "connection-timeout"
         finally:
             await a.gateway.stop()
@@ -223,3 +224,175 @@ def test_dialback_verifications_share_one_stream_to_the_authoritative_server(tmp
             await b.gateway.stop()
 
     asyncio.run(main())
+
+
+# -- outbound streams: inactivity counts both directions, keep-alives are not activity, one deadline --------------
+def _out_closed(events: list[tuple[str, object]]) -> list[StreamClosed]:
+    return [e for d, e in events if d == "out" and isinstance(e, StreamClosed)]
+
+
+async def _alone(tmp_path: Path, settings: str, **gateway: int) -> tuple[Node, EchoComponent]:
+    """Gateway a.test with a component and partner b.test (whose address the test serves, or nobody)."""
+    ca = TestCA.create(tmp_path / "ca")
+    a = await make_node(tmp_path, ca, "a.test", "127.0.0.16", ROUTES, component_port=5347)
+    if gateway:
+        a.store.update_gateway(**gateway)
+    a.set_partner("b.test", Settings.parse_triple(settings))
+    comp = EchoComponent("a.test", "secret", "127.0.0.16", 5347)
+    await comp.start()
+    return a, comp
+
+
+async def _two(tmp_path: Path, keepalive: bool, **a_gateway: int) -> tuple[Node, Node]:
+    """Gateways a.test and b.test, SASL EXTERNAL between them; ``a_gateway`` sets a's gateway settings."""
+    ca = TestCA.create(tmp_path / "ca")
+    a = await make_node(tmp_path, ca, "a.test", "127.0.0.16", ROUTES)
+    b = await make_node(tmp_path, ca, "b.test", "127.0.0.17", ROUTES)
+    s = Settings.parse_triple("required/required/false")
+    b.set_partner("a.test", s)
+    a.store.update_gateway(**a_gateway)
+    a.set_partner("b.test", s, enable_keepalive=keepalive)
+    return a, b
+
+
+async def _closed_politely_at(b: Node) -> None:
+    """b's inbound stream ended with </stream:stream> from its peer and no stream error."""
+    await _wait(lambda: any(isinstance(e, StreamClosed) for d, e in b.events if d == "in"))
+    closed = [e for d, e in b.events if d == "in" and isinstance(e, StreamClosed)]
+    assert closed[0].condition is None and closed[0].by_peer, closed
+
+
+def test_busy_outbound_stream_without_keepalives_is_not_closed_as_idle(tmp_path: Path) -> None:
+    """Keep-alives off, inactivity 2 s: the partner sends nothing back on our outbound stream, but we send a
+    stanza every 0.5 s, so the stream stays up (inactivity is time since the last stanza either way)."""
+
+    async def main() -> None:
+        a, b = await _two(tmp_path, False, stream_inactivity_timeout=2)
+        try:
+            a.gateway.send_to_partner("a.test", "b.test", _presence())
+            await _wait(lambda: any(isinstance(e, Authenticated) for d, e in a.events if d == "out"))
+            for _ in range(8):
+                await asyncio.sleep(0.5)
+                a.gateway.send_to_partner("a.test", "b.test", _presence())
+            assert not _out_closed(a.events), a.events
+            assert len([e for d, e in a.events if d == "out" and isinstance(e, Authenticated)]) == 1
+            # Then nothing either way: closed politely once the 2 s pass.
+            await _wait(lambda: bool(_out_closed(a.events)), 4)
+            await _closed_politely_at(b)
+        finally:
+            await a.gateway.stop()
+            await b.gateway.stop()
+
+    asyncio.run(main())
+
+
+def test_idle_outbound_stream_with_keepalives_is_closed_after_the_inactivity_timeout(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Keep-alives every second do not count as activity: with no stanza either way for 2 s our outbound stream
+    is closed with </stream:stream> (no stream error), and the next stanza opens a new stream."""
+
+    async def main() -> None:
+        a, b = await _two(tmp_path, True, stream_inactivity_timeout=2, keepalive_interval=1)
+        try:
+            started = time.monotonic()
+            a.gateway.send_to_partner("a.test", "b.test", _presence())
+            await _wait(lambda: bool(_out_closed(a.events)), 6)
+            assert 1.8 < time.monotonic() - started < 4.5
+            await _closed_politely_at(b)
+            await _wait(lambda: not a.gateway.links)
+            a.gateway.send_to_partner("a.test", "b.test", _presence())
+            await _wait(lambda: len([e for d, e in a.events if d == "out" and isinstance(e, Authenticated)]) == 2)
+        finally:
+            await a.gateway.stop()
+            await b.gateway.stop()
+
+    with caplog.at_level(logging.INFO, logger="fedgate"):
+        asyncio.run(main())
+    assert any("closing the idle stream to b.test" in r.getMessage() for r in caplog.records)
+
+
+def test_establishment_deadline_closes_with_connection_timeout_before_the_fin(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A partner that opens its stream and then says nothing: at the deadline our stream ends with a
+    connection-timeout stream error and </stream:stream> before the connection closes; the failure is
+    recorded and logged once; queued stanzas bounce remote-server-timeout."""
+
+    async def main() -> None:
+        a, comp = await _alone(tmp_path, "not_supported/not_supported/true", stream_establishment_timeout=1)
+        got: list[bytes] = []
+
+        async def mute(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            await r.read(4096)
+            w.write(HEADER.replace(b"from='b.test' to='a.test'", b"from='b.test' to='a.test' id='x'"))
+            got.append(await _read_all(r, 5))
+            w.close()
+
+        server = await asyncio.start_server(mute, "127.0.0.17", 5269)
+        try:
+            comp.say("alice@a.test", "bob@b.test", "queued")
+            assert error_condition(await comp.next_error(5)) == "remote-server-timeout"
+            await _wait(lambda: bool(got))
+            assert b"<connection-timeout" in got[0] and got[0].endswith(b"</stream:stream>"), got
+            assert a.gateway.stats.negotiation_failures["establishment_timeout"] == 1
+            fails = [e for d, e in a.events if d == "out" and type(e).__name__ == "NegotiationFailed"]
+            assert [getattr(e, "detail", None) for e in fails] == ["establishment_timeout"]
+        finally:
+            await comp.stop()
+            server.close()
+            await a.gateway.stop()
+
+    with caplog.at_level(logging.WARNING, logger="fedgate"):
+        asyncio.run(main())
+    lines = [r.getMessage() for r in caplog.records if "b.test" in r.getMessage()]
+    assert len(lines) == 1 and "stream establishment time-out (1 s)" in lines[0], lines
+
+
+def test_establishment_deadline_covers_the_connect(tmp_path: Path) -> None:
+    """A connect that takes 0.7 s of a 1 s deadline leaves 0.3 s for the rest, not a fresh second."""
+
+    async def main() -> None:
+        a, comp = await _alone(tmp_path, "required/required/false", stream_establishment_timeout=1)
+
+        async def silent(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            while await r.read(4096):  # say nothing; hang up when the gateway does
+                pass
+            w.close()
+
+        server = await asyncio.start_server(silent, "127.0.0.17", 5269)
+        real_open = a.gateway._open_connection
+
+        async def slow_open(domain: str) -> object:
+            await asyncio.sleep(0.7)
+            return await real_open(domain)
+
+        a.gateway._open_connection = slow_open  # type: ignore[assignment,method-assign]
+        try:
+            started = time.monotonic()
+            comp.say("alice@a.test", "bob@b.test", "queued")
+            assert error_condition(await comp.next_error(5)) == "remote-server-timeout"
+            assert time.monotonic() - started < 1.5
+        finally:
+            await comp.stop()
+            server.close()
+            await a.gateway.stop()
+
+    asyncio.run(main())
+
+
+def test_connect_failure_is_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        a, comp = await _alone(tmp_path, "required/required/false")
+        try:
+            comp.say("alice@a.test", "bob@b.test", "nobody listens")
+            assert error_condition(await comp.next_error(5)) == "remote-server-not-found"
+            assert a.gateway.stats.negotiation_failures["connect_failed"] == 1
+        finally:
+            await comp.stop()
+            await a.gateway.stop()
+
+    with caplog.at_level(logging.WARNING, logger="fedgate"):
+        asyncio.run(main())
+    lines = [r.getMessage() for r in caplog.records if "b.test" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("could not establish a stream to b.test: the connection failed")

@@ -604,3 +604,28 @@ def test_dialback_authenticates_a_domain_pair_not_a_domain() -> None:
     # ...and until then, a stanza to b2.test is refused.
     events = feed(inbound, b"<message from='u@a.test' to='v@b2.test'/>")
     assert isinstance(events[-1], StreamClosed) and events[-1].condition == "invalid-from"
+
+
+# -- the caller's timers and the transport --------------------------------------------------------------------
+def test_outbound_establishment_timeout_is_a_stream_error_and_a_failure() -> None:
+    s = Settings.parse_triple("optional/optional/true")
+    out = OutboundStream(ctx("a.test", {"b.test": s}), "a.test", "b.test", s)
+    out.start()
+    out.data_to_send()
+    events = out.establishment_timed_out()
+    assert kinds(events) == ["NegotiationFailed", "StreamClosed"]
+    assert isinstance(events[0], NegotiationFailed) and events[0].detail == "establishment_timeout"
+    sent = out.data_to_send()
+    assert b"<connection-timeout" in sent and sent.endswith(b"</stream:stream>")
+    assert out.closed and out.establishment_timed_out() == []
+
+
+def test_outbound_connection_lost_before_authentication_is_a_failure() -> None:
+    s = Settings.parse_triple("optional/optional/true")
+    out = OutboundStream(ctx("a.test", {"b.test": s}), "a.test", "b.test", s)
+    out.start()
+    feed(out, HEADER_B % b"x")
+    events = out.connection_lost()
+    assert kinds(events) == ["NegotiationFailed", "StreamClosed"]
+    assert isinstance(events[1], StreamClosed) and events[1].by_peer
+    assert out.connection_lost() == []

@@ -305,10 +305,14 @@ class _OutboundLink:
         self.ready = False
         self.done = False
         self._flush_pending = False
+        # time.monotonic() of the last stanza either way (inactivity) and of our last write (keep-alives).
+        self.last_activity = 0.0
+        self.last_write = 0.0
 
     def send(self, stanza: Element) -> None:
         if self.ready and self.machine is not None and self.conn is not None and not self.machine.closed:
             self.machine.send_stanza(stanza)
+            self.last_activity = self.last_write = time.monotonic()
             # Stanzas routed in one loop iteration leave together: one TLS record, one socket write. Anything
             # else written to this stream goes through machine.data_to_send() too, so the order is kept.
             if not self._flush_pending:
@@ -694,10 +698,13 @@ class Gateway:
                 if waiter is not None and not waiter.done():
                     waiter.set_result((ev.valid, ev.error))
 
+        limit = self.settings.stream_establishment_timeout
+        deadline = time.monotonic() + limit
         try:
-            link.conn = await self._open_connection(link.machine.remote_domain)
+            async with asyncio.timeout(limit):
+                link.conn = await self._open_connection(link.machine.remote_domain)
             try:
-                await self._drive_outbound(link.machine, link.conn, None, answered)
+                await self._drive_outbound(link.machine, link.conn, None, answered, deadline)
             finally:
                 await link.conn.close()
         except (OSError, TlsError, ResolutionError, TimeoutError) as exc:
@@ -731,33 +738,42 @@ class Gateway:
     async def _run_outbound(self, link: _OutboundLink) -> None:
         settings = self.policy.settings_for(link.remote_domain)
         condition, text = "remote-server-not-found", ""
+        # One establishment deadline from the start of the link: connecting, TLS and authentication.
+        limit = self.settings.stream_establishment_timeout
+        deadline = time.monotonic() + limit
         try:
             if settings is None:
                 raise _LinkFailed("not-allowed", f"{link.remote_domain} is not a federated partner")
+            conn: _Connection | None = None
             try:
-                conn = await asyncio.wait_for(
-                    self._open_connection(link.remote_domain), self.settings.stream_establishment_timeout
+                async with asyncio.timeout(limit):
+                    conn = await self._open_connection(link.remote_domain)
+                link.conn = conn
+                machine = OutboundStream(self._context(), link.local_domain, link.remote_domain, settings)
+                link.machine = machine
+                link.record = self._new_record("out", link.local_domain, link.remote_domain)
+                try:
+                    await self._drive_outbound(machine, conn, link, None, deadline)
+                finally:
+                    await conn.close()
+            except TimeoutError as exc:  # an OSError too: first
+                if conn is None:  # (past the connect, _drive_outbound closed the stream and recorded it)
+                    self._outbound_failed(link.local_domain, link.remote_domain, "establishment_timeout")
+                raise _LinkFailed("remote-server-timeout", "the partner did not answer in time") from exc
+            except (ResolutionError, TlsError, OSError) as exc:
+                detail = (
+                    "resolution_failed" if isinstance(exc, ResolutionError)
+                    else "tls_failed" if isinstance(exc, TlsError) else "connect_failed"
                 )
-            except ResolutionError as exc:
+                if link.ready:
+                    log.info("stream to %s ended: %s", link.remote_domain, exc)
+                else:
+                    self._outbound_failed(link.local_domain, link.remote_domain, detail, str(exc))
                 raise _LinkFailed("remote-server-not-found", str(exc)) from exc
-            except OSError as exc:
-                raise _LinkFailed("remote-server-not-found", str(exc)) from exc
-            link.conn = conn
-            machine = OutboundStream(self._context(), link.local_domain, link.remote_domain, settings)
-            link.machine = machine
-            link.record = self._new_record("out", link.local_domain, link.remote_domain)
-            try:
-                await self._drive_outbound(machine, conn, link, None)
-            finally:
-                await conn.close()
             if not link.ready:
                 raise _LinkFailed("remote-server-not-found", "could not authenticate with the partner")
         except _LinkFailed as exc:
             condition, text = exc.condition, exc.text
-        except TimeoutError:
-            condition, text = "remote-server-timeout", "the partner did not answer in time"
-        except (OSError, TlsError) as exc:
-            condition, text = "remote-server-not-found", str(exc)
         finally:
             link.done = True
             link.ready = False
@@ -769,39 +785,55 @@ class Gateway:
             for stanza in queued:
                 self.bounce(stanza, condition, text or None)
 
+    def _outbound_failed(self, local_domain: str, remote_domain: str, detail: str, error: str = "") -> None:
+        """An outbound stream that failed outside the machine (connect, TLS, deadline before the stream
+        opened): recorded and logged like a negotiation failure."""
+        ev = NegotiationFailed(local_domain, remote_domain, "out", (), detail)
+        self._emit("out", ev)
+        self._log_failure(ev, error)
+
     async def _drive_outbound(
         self,
         machine: OutboundStream,
         conn: _Connection,
         link: _OutboundLink | None,
         on_event: Callable[[S2SEvent], None] | None,
+        deadline: float,
     ) -> None:
+        """Run one outgoing stream until it closes. Before authentication the establishment ``deadline``
+        applies (then ``connection-timeout``, ``</stream:stream>`` and TimeoutError); once authenticated, the
+        inactivity time-out counts stanzas either way (keep-alives are not activity) and closes the stream
+        politely when it passes."""
         machine.start()
         conn.write(machine.data_to_send())
-        deadline = time.monotonic() + self.settings.stream_establishment_timeout
-        keepalive = self.policy.partner(machine.remote_domain)
-        keepalive_on = keepalive.enable_keepalive if keepalive else True
+        partner = self.policy.partner(machine.remote_domain)
+        keepalive_on = partner.enable_keepalive if partner else True
+        interval = self.settings.keepalive_interval
+        idle_limit = self.settings.stream_inactivity_timeout
         while not machine.closed:
-            if machine.authenticated:
-                timeout: float = self.settings.keepalive_interval if keepalive_on else (
-                    self.settings.stream_inactivity_timeout)
+            now = time.monotonic()
+            if machine.authenticated and link is not None:
+                timeout = link.last_activity + idle_limit - now
+                if keepalive_on:
+                    timeout = min(timeout, link.last_write + interval - now)
             elif machine.verify_ready:
                 timeout = VERIFY_IDLE_SECONDS
             else:
-                timeout = max(0.0, deadline - time.monotonic())
-                if timeout == 0.0:
-                    raise TimeoutError
-            try:
-                data = await conn.read(timeout)
-            except TimeoutError:
-                if machine.authenticated and keepalive_on:
-                    conn.write(b" ")  # RFC 6120 4.6.1 whitespace keep-alive
-                    await conn.writer.drain()
-                    continue
-                if machine.verify_ready and not machine.verify_pending:
-                    machine.close()  # an idle verification stream: let it go
+                timeout = deadline - now
+            data: bytes | None = b""
+            if timeout > 0:
+                try:
+                    data = await conn.read(timeout)
+                except TimeoutError:
+                    pass
+                else:
+                    if data is not None and data.strip() and link is not None:
+                        link.last_activity = time.monotonic()
+            if data == b"" and not conn.tls_just_completed:
+                # A timer ran out (or nothing but TLS records arrived).
+                if await self._outbound_timer(machine, conn, link, on_event, keepalive_on, deadline):
                     break
-                raise
+                continue
             if conn.tls_just_completed:
                 conn.tls_just_completed = False
                 info = conn.tls_info()
@@ -811,8 +843,7 @@ class Gateway:
                     link.record.certificate = _certificate_text(info, machine.remote_domain)
                 conn.write(machine.data_to_send())
             if data is None:
-                machine.close()
-                self._outbound_events(machine, conn, link, on_event, [StreamClosed(None, "", by_peer=True)])
+                self._outbound_events(machine, conn, link, on_event, machine.connection_lost())
                 break
             if not data:
                 continue
@@ -821,6 +852,41 @@ class Gateway:
             self._outbound_events(machine, conn, link, on_event, events)
             await conn.writer.drain()
         conn.write(machine.data_to_send())
+
+    async def _outbound_timer(
+        self,
+        machine: OutboundStream,
+        conn: _Connection,
+        link: _OutboundLink | None,
+        on_event: Callable[[S2SEvent], None] | None,
+        keepalive_on: bool,
+        deadline: float,
+    ) -> bool:
+        """What a timer that ran out on an outgoing stream means; True when the stream is over."""
+        now = time.monotonic()
+        if machine.authenticated and link is not None:
+            if now >= link.last_activity + self.settings.stream_inactivity_timeout:
+                log.info("%s", t("s2s.outbound_idle", None, partner=machine.remote_domain,
+                                 seconds=self.settings.stream_inactivity_timeout))
+                self._outbound_events(machine, conn, link, on_event, machine.close())
+                conn.write(machine.data_to_send())
+                return True
+            if keepalive_on and now >= link.last_write + self.settings.keepalive_interval:
+                conn.write(b" ")  # RFC 6120 4.6.1 whitespace keep-alive; not activity
+                link.last_write = now
+                await conn.writer.drain()
+            return False
+        if machine.verify_ready:
+            machine.close()  # an idle verification stream: let it go (with an unanswered key: give up on it)
+            conn.write(machine.data_to_send())
+            if machine.verify_pending:
+                raise TimeoutError
+            return True
+        if now < deadline:
+            return False
+        self._outbound_events(machine, conn, link, on_event, machine.establishment_timed_out())
+        conn.write(machine.data_to_send())
+        raise TimeoutError
 
     def _outbound_events(
         self,
@@ -847,14 +913,22 @@ class Gateway:
                     link.record.method = ev.method
                     link.record.authenticated_at = time.time()
                 link.ready = True
+                link.last_activity = link.last_write = time.monotonic()
                 queued, link.queue = link.queue, []
                 for stanza in queued:
                     link.send(stanza)
             elif isinstance(ev, NegotiationFailed):
                 self._log_failure(ev)
 
-    def _log_failure(self, ev: NegotiationFailed) -> None:
+    def _log_failure(self, ev: NegotiationFailed, error: str = "") -> None:
+        """Count a failed negotiation and log one line for the administrator: the policy engine's reasons, or
+        for a failure outside the negotiation (time-out, connection, TLS) what happened."""
         self.stats.negotiation_failures[ev.detail] += 1
+        if ev.detail in _OUTSIDE_NEGOTIATION:
+            reason = t(f"s2s.reason.{ev.detail}", None, seconds=self.settings.stream_establishment_timeout,
+                       error=error or "-", limit=self.settings.connection_limit)
+            log.warning("%s", t("s2s.outbound_failed", None, partner=ev.remote_domain, reason=reason))
+            return
         reasons = failure_reason(ev.excluded, fallback=ev.detail)
         log.warning("%s", t("s2s.negotiation_failed", None, partner=ev.remote_domain, direction=ev.direction,
                             reasons=reasons))
@@ -902,6 +976,12 @@ class _Directory:
 
     def find_partner(self, domain: str) -> PartnerInfo | None:
         return self._gateway.policy.find_partner(domain)
+
+
+# NegotiationFailed details that are not about the methods: logged with their own reason text.
+_OUTSIDE_NEGOTIATION = frozenset(
+    {"establishment_timeout", "resolution_failed", "connect_failed", "tls_failed", "connection_limit"}
+)
 
 
 class _LinkFailed(Exception):

@@ -136,6 +136,15 @@ class StreamMachine:
             events.append(StreamClosed(None, text, by_peer=False))
         return events
 
+    def connection_lost(self) -> list[S2SEvent]:
+        """The transport ended without ``</stream:stream>`` (TCP FIN or reset): handled like a peer close, so a
+        negotiation cut short is reported."""
+        if self.closed:
+            return []
+        events: list[S2SEvent] = []
+        self._on_peer_close(events)
+        return events
+
     # -- helpers for subclasses ----------------------------------------------------------------------------
     def _write(self, data: bytes) -> None:
         self._out += data

@@ -84,6 +84,8 @@ class OutboundStream(StreamMachine):
         self._sasl_succeeded = False
         # Why each method was passed over, as we learn it (local settings first, then the peer's offers).
         self._excluded: list[Exclusion] = []
+        # The detail code a failure before authentication is reported with.
+        self._failure_detail = "stream_closed"
 
     @property
     def authenticated(self) -> bool:
@@ -121,6 +123,13 @@ class OutboundStream(StreamMachine):
         self.tls = info
         self._restart_stream()
         self._open()
+
+    def establishment_timed_out(self) -> list[S2SEvent]:
+        """The caller's establishment deadline passed before authentication: a ``connection-timeout`` stream
+        error and ``</stream:stream>``, and (for a stream meant to authenticate) a ``NegotiationFailed`` with
+        detail ``establishment_timeout``."""
+        self._failure_detail = "establishment_timeout"
+        return self.close("connection-timeout", "the stream was not established in time")
 
     def send_stanza(self, el: Element) -> None:
         if self._state is not _State.READY:
@@ -287,7 +296,9 @@ class OutboundStream(StreamMachine):
     def _on_failed_before_auth(self, events: list[S2SEvent]) -> None:
         if self._state not in (_State.READY, _State.DONE) and not self.verification:
             self._state = _State.DONE
-            events.append(NegotiationFailed(self.local_domain, self.remote_domain, "out", self._why(), "stream_closed"))
+            events.append(
+                NegotiationFailed(self.local_domain, self.remote_domain, "out", self._why(), self._failure_detail)
+            )
 
 
 def _mechanisms(features: Element) -> set[str]:
