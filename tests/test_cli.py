@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import json
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -347,6 +348,46 @@ def test_database_from_environment(db: Path) -> None:
     assert run("partner", "new", "a.example", env={"FEDGATE_DB": str(db)}).exit_code == 0
     assert db.exists()
     assert "a.example" in fedgate(db, "partner", "get").stdout
+
+
+def _garbage(path: Path) -> Path:
+    path.write_bytes(b"garbage\n" * 100)
+    return path
+
+
+def _foreign(path: Path) -> Path:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.commit()
+    conn.close()
+    return path
+
+
+def _under_a_file(path: Path) -> Path:
+    path.write_text("not a folder")
+    return path / "fedgate.sqlite3"
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [(_garbage, "not_a_database"), (_foreign, "foreign"), (_under_a_file, "no_directory")],
+)
+@pytest.mark.parametrize("lang", ["en", "zh-TW", "ja"])
+@pytest.mark.parametrize("command", [["partner", "get"], ["partner", "new", "a.example"], ["gateway", "get"]])
+def test_an_unusable_database_is_one_line_naming_db_and_left_as_it_is(
+    tmp_path: Path, make: Any, problem: str, lang: str, command: list[str]
+) -> None:
+    path = make(tmp_path / "given.db")
+    before = sorted((p.name, p.read_bytes()) for p in tmp_path.iterdir() if p.is_file())
+    line = assert_one_line_error(fedgate(path, *command, lang=lang), 2, "--db", str(path))
+    assert line == t("cli.line.error", lang, message=t("cli.error.db", lang, path=path,
+                                                         problem=t(f"db.problem.{problem}", lang)))
+    assert sorted((p.name, p.read_bytes()) for p in tmp_path.iterdir() if p.is_file()) == before
+
+
+def test_a_database_path_nothing_can_be_made_in(tmp_path: Path) -> None:
+    assert_one_line_error(run("--db", "/proc/nope/x.db", "partner", "get"), 2, "--db", "/proc/nope/x.db", "folder")
+    assert_one_line_error(run("--db", "/proc/x.db", "partner", "get"), 2, "--db", "/proc/x.db", "cannot be opened")
 
 
 # --- gateway ----------------------------------------------------------------------------------------------------

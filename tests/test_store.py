@@ -15,7 +15,15 @@ import pytest
 
 from fedgate.partners import FieldError, InvalidSettings, Partner
 from fedgate.policy import Tls
-from fedgate.store import PartnerExists, PartnerStore, SchemaTooNew, UnknownPartner, default_db_path, open_store
+from fedgate.store import (
+    DatabaseUnusable,
+    PartnerExists,
+    PartnerStore,
+    SchemaTooNew,
+    UnknownPartner,
+    default_db_path,
+    open_store,
+)
 from fedgate.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 
@@ -215,6 +223,37 @@ def test_missing_directories_are_created_private(tmp_path: Path) -> None:
     s.close()
     assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
+
+
+def test_a_file_that_is_not_a_fedgate_database_is_refused_untouched(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not SQLite\n")
+    foreign = tmp_path / "foreign.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.commit()
+    conn.close()
+    for path, problem in [(garbage, "not_a_database"), (foreign, "foreign")]:
+        before = digest(path)
+        with pytest.raises(DatabaseUnusable) as info:
+            open_store(path)
+        assert (info.value.path, info.value.problem, info.value.field) == (str(path), problem, "db")
+        assert digest(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.db", "garbage.db"]
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(DatabaseUnusable) as info:
+        open_store(tmp_path / "a-file" / "fedgate.sqlite3")
+    assert info.value.problem == "no_directory"
+
+
+def test_a_file_damaged_after_opening_is_reported_not_raised_raw(db: Path) -> None:
+    with SqliteStore(db) as s:
+        s.add_partner(Partner("a.example"))
+    with SqliteStore(db) as s:
+        db.write_bytes(b"\0" * 100 + b"garbage" * 1000)  # another program overwrites it while we have it open
+        with pytest.raises(DatabaseUnusable) as info:
+            s.list_partners()
+        assert info.value.problem == "not_a_database"
 
 
 def test_schema_is_versioned(db: Path) -> None:

@@ -18,7 +18,7 @@ import click
 from ..i18n import LANGUAGES, detect_language, normalize_language, set_language, t
 from ..partners import InvalidSettings
 from ..policy import SettingError
-from ..store import DB_ENV, PartnerExists, SchemaTooNew, StoreError, UnknownPartner
+from ..store import DB_ENV, DatabaseUnusable, PartnerExists, SchemaTooNew, StoreError, UnknownPartner
 from .demo import demo
 from .gateway import gateway
 from .init import init
@@ -45,6 +45,8 @@ def store_error_text(error: StoreError) -> str:
         return t("cli.error.exists", field=error.field, domain=error.domain, owner=error.owner)
     if isinstance(error, UnknownPartner):
         return t("cli.error.unknown_partner", domain=error.domain)
+    if isinstance(error, DatabaseUnusable):
+        return t("cli.error.db", path=error.path, problem=t(f"db.problem.{error.problem}"))
     if isinstance(error, SchemaTooNew):
         return t("cli.error.schema_too_new", found=error.found, known=error.known)
     return str(error)
@@ -94,6 +96,9 @@ class FedgateGroup(click.Group):
             sys.exit(EXIT_USAGE)
         except click.UsageError as error:
             click.echo(error_line(usage_error_text(error)), err=True)
+            sys.exit(EXIT_USAGE)
+        except DatabaseUnusable as error:  # the --db value cannot be used: a usage error, like any bad value
+            click.echo(error_line(store_error_text(error)), err=True)
             sys.exit(EXIT_USAGE)
         except (SettingError, StoreError) as error:
             for line in refusal_lines(error):

@@ -78,6 +78,54 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "db：データベースのスキーマバージョン {found} は、この fedgate が扱えるものより新しいです。"
         "指定できる値：スキーマバージョン {known} 以前（fedgate を更新してください）",
     },
+    "cli.error.db": {
+        "en": "--db: {path} {problem}; nothing was written. "
+        "Allowed: a fedgate database, or a new file in a folder fedgate can write to",
+        "zh-TW": "--db：{path} {problem}；未寫入任何內容。"
+        "可用的值：fedgate 的資料庫，或位於 fedgate 可寫入之資料夾中的新檔案",
+        "ja": "--db：{path} は{problem}。何も書き込んでいません。"
+        "指定できる値：fedgate のデータベース、または fedgate が書き込めるフォルダー内の新しいファイル",
+    },
+    "db.problem.not_a_database": {
+        "en": "is not a database (it is damaged, or some other kind of file)",
+        "zh-TW": "不是資料庫（檔案已損壞，或是其他種類的檔案）",
+        "ja": "データベースではありません（壊れているか、別の種類のファイルです）",
+    },
+    "db.problem.foreign": {
+        "en": "is another program's SQLite database, not fedgate's",
+        "zh-TW": "是其他程式的 SQLite 資料庫，不是 fedgate 的",
+        "ja": "別のプログラムの SQLite データベースで、fedgate のものではありません",
+    },
+    "db.problem.no_directory": {
+        "en": "cannot be created: its folder does not exist and cannot be made",
+        "zh-TW": "無法建立：所在的資料夾不存在，也無法建立",
+        "ja": "作成できません（置き場所のフォルダーが存在せず、作ることもできません）",
+    },
+    "db.problem.no_permission": {
+        "en": "cannot be opened or created: permission denied",
+        "zh-TW": "無法開啟或建立：權限不足",
+        "ja": "開くことも作ることもできません（権限がありません）",
+    },
+    "db.problem.read_only": {
+        "en": "cannot be written: the file or its folder is read-only",
+        "zh-TW": "無法寫入：檔案或其所在資料夾為唯讀",
+        "ja": "書き込めません（ファイルかフォルダーが読み取り専用です）",
+    },
+    "db.problem.busy": {
+        "en": "stayed locked by another process for too long",
+        "zh-TW": "被其他程序鎖定太久",
+        "ja": "別のプロセスにロックされたまま時間切れになりました",
+    },
+    "db.problem.cannot_open": {
+        "en": "cannot be opened (it is a folder, or a place SQLite cannot keep a file)",
+        "zh-TW": "無法開啟（它是資料夾，或是 SQLite 無法存放檔案的位置）",
+        "ja": "開けません（フォルダーであるか、SQLite がファイルを置けない場所です）",
+    },
+    "db.problem.io_error": {
+        "en": "could not be read or written (a disk error, or the disk is full)",
+        "zh-TW": "無法讀取或寫入（磁碟錯誤，或磁碟已滿）",
+        "ja": "読み書きできませんでした（ディスクのエラーか、ディスクの空き不足です）",
+    },
     "cli.allowed.see_help": {
         "en": "see --help",
         "zh-TW": "請看 --help",

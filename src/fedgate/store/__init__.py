@@ -57,6 +57,21 @@ class SchemaTooNew(StoreError):
         super().__init__(str(found))
 
 
+class DatabaseUnusable(StoreError):
+    """The database at ``path`` cannot be used; it is left as it is. ``problem`` is a stable code (message key
+    ``db.problem.<problem>``): ``not_a_database`` (damaged, or another kind of file), ``foreign`` (another
+    program's database), ``no_directory``, ``no_permission``, ``read_only``, ``busy``, ``cannot_open``,
+    ``io_error``."""
+
+    field = "db"
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(path)
+        self.args = (f"{path}: {problem}",)
+
+
 @runtime_checkable
 class PartnerStore(Protocol):
     """Partners and gateway-wide settings. Domains given to any method are IDNA-normalised first."""
@@ -132,6 +147,7 @@ def open_store(path: str | os.PathLike[str] | None = None) -> PartnerStore:
 
 
 __all__ = [
+    "DatabaseUnusable",
     "PartnerExists",
     "PartnerStore",
     "SchemaTooNew",

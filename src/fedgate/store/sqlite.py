@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import os
 import sqlite3
@@ -18,10 +19,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from ..partners import GATEWAY_FIELDS, FieldError, GatewaySettings, Partner, new_passphrase, normalize_domain
-from . import PartnerExists, SchemaTooNew, UnknownPartner
+from . import DatabaseUnusable, PartnerExists, SchemaTooNew, UnknownPartner
 
 BUSY_TIMEOUT_SECONDS = 60.0
 
@@ -96,9 +97,65 @@ def _private_umask() -> Iterator[None]:
         os.umask(old)
 
 
-class SqliteStore:
-    """``PartnerStore`` on an SQLite file."""
+# SQLite's primary result codes (sqlite3.h) -> DatabaseUnusable problems.
+_SQLITE_PROBLEMS = {
+    3: "no_permission",  # SQLITE_PERM
+    5: "busy",  # SQLITE_BUSY
+    6: "busy",  # SQLITE_LOCKED
+    8: "read_only",  # SQLITE_READONLY
+    10: "io_error",  # SQLITE_IOERR
+    11: "not_a_database",  # SQLITE_CORRUPT
+    13: "io_error",  # SQLITE_FULL
+    14: "cannot_open",  # SQLITE_CANTOPEN
+    23: "no_permission",  # SQLITE_AUTH
+    26: "not_a_database",  # SQLITE_NOTADB
+}
 
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
+def _problem(error: Exception, path: Path) -> str | None:
+    """The ``DatabaseUnusable`` problem for an error from the file system or SQLite; None for anything else."""
+    if isinstance(error, sqlite3.Error):
+        code = getattr(error, "sqlite_errorcode", None)
+        return _SQLITE_PROBLEMS.get(code & 0xFF) if isinstance(code, int) else None
+    if isinstance(error, FileNotFoundError | NotADirectoryError | FileExistsError):
+        # FileExistsError: a file stands where a folder should be. A folder that is there but takes no new
+        # files (such as /proc) is another matter.
+        return "cannot_open" if path.parent.is_dir() else "no_directory"
+    if isinstance(error, PermissionError):
+        return "no_permission"
+    if isinstance(error, IsADirectoryError):
+        return "cannot_open"
+    if isinstance(error, OSError):
+        return "io_error"
+    return None
+
+
+def _database_errors(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """``method`` with the database's own failures (a damaged file, a missing folder...) as ``DatabaseUnusable``
+    naming the file, instead of SQLite's or the OS's exception."""
+
+    @functools.wraps(method)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return method(*args, **kwargs)
+        except (sqlite3.Error, OSError) as error:
+            store = args[0]
+            assert isinstance(store, SqliteStore)
+            problem = _problem(error, store.path)
+            if problem is None:
+                raise
+            raise DatabaseUnusable(str(store.path), problem) from error
+
+    return guarded
+
+
+class SqliteStore:
+    """``PartnerStore`` on an SQLite file. A file that is not a fedgate database is refused untouched."""
+
+    @_database_errors
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         with _private_umask():
@@ -116,6 +173,9 @@ class SqliteStore:
         db = self._db
         db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
         db.execute("PRAGMA foreign_keys = ON")
+        if self._user_version() == 0 and db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            # Tables but no schema version of ours: another program's database. Leave it as it is.
+            raise DatabaseUnusable(str(self.path), "foreign")
         deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
         while db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             # Switching to WAL needs the file to itself; only the very first opening ever does it.
@@ -214,6 +274,7 @@ class SqliteStore:
             [(name, partner.domain, i) for i, name in enumerate(partner.domains)],
         )
 
+    @_database_errors
     def add_partner(self, partner: Partner) -> Partner:
         with self._transaction() as db:
             self._write_partner(db, partner, None)
@@ -222,6 +283,7 @@ class SqliteStore:
     def update_partner(self, domain: str, **changes: object) -> Partner:
         return self.modify_partner(domain, lambda current: current.changed(**changes))
 
+    @_database_errors
     def modify_partner(self, domain: str, change: Callable[[Partner], Partner]) -> Partner:
         key = normalize_domain(domain)
         with self._transaction() as db:  # BEGIN IMMEDIATE: nobody else writes between our read and our write
@@ -232,6 +294,7 @@ class SqliteStore:
             self._write_partner(db, updated, key)
         return updated
 
+    @_database_errors
     def get_partner(self, domain: str) -> Partner:
         key = normalize_domain(domain)
         found = self._load([key])
@@ -239,6 +302,7 @@ class SqliteStore:
             raise UnknownPartner(key)
         return found[0]
 
+    @_database_errors
     def find_partner(self, domain: str) -> Partner | None:
         try:
             key = normalize_domain(domain)
@@ -250,6 +314,7 @@ class SqliteStore:
         found = self._load([row[0]])
         return found[0] if found else None
 
+    @_database_errors
     def list_partners(self, pattern: str | None = None) -> list[Partner]:
         partners = self._load()
         if pattern is None:
@@ -257,6 +322,7 @@ class SqliteStore:
         wanted = pattern.strip().lower()
         return [p for p in partners if any(fnmatch.fnmatchcase(name, wanted) for name in p.domains)]
 
+    @_database_errors
     def record_authorization(self, local_bare: str, remote_bare: str) -> None:
         # Not a settings change: running gateways need not reload for it.
         with self._transaction(bump=False) as db:
@@ -265,10 +331,12 @@ class SqliteStore:
                 (local_bare, remote_bare, time.time()),
             )
 
+    @_database_errors
     def authorizations(self) -> list[tuple[str, str]]:
         rows = self._db.execute("SELECT local_bare, remote_bare FROM authorizations ORDER BY created").fetchall()
         return [(str(a), str(b)) for a, b in rows]
 
+    @_database_errors
     def remove_partner(self, domain: str) -> Partner:
         key = normalize_domain(domain)
         with self._transaction() as db:
@@ -280,6 +348,7 @@ class SqliteStore:
 
     # --- gateway settings ----------------------------------------------------------------------------------
 
+    @_database_errors
     def get_gateway(self) -> GatewaySettings:
         stored = {
             key: json.loads(value)
@@ -295,12 +364,14 @@ class SqliteStore:
             [(key, json.dumps(values[key])) for key in keys],
         )
 
+    @_database_errors
     def update_gateway(self, **changes: object) -> GatewaySettings:
         with self._transaction() as db:
             updated = self.get_gateway().changed(**changes)
             self._write_gateway(db, updated, list(changes))
         return updated
 
+    @_database_errors
     def dialback_passphrase(self) -> str:
         passphrase = self.get_gateway().dialback_passphrase
         if passphrase is not None:
@@ -313,6 +384,7 @@ class SqliteStore:
         assert current.dialback_passphrase is not None
         return current.dialback_passphrase
 
+    @_database_errors
     def revision(self) -> int:
         value: int = self._db.execute("SELECT value FROM revision WHERE id = 1").fetchone()[0]
         return value
