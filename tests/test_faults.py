@@ -1,14 +1,19 @@
 """Faults, nothing lost: a partner that dies before or after authentication, DNS failures, an establishment
 time-out, a component that disconnects while stanzas are on their way to it. Every stanza the gateway
 accepted is delivered or bounced to its sender with an error, and the tests count them: sent N = delivered +
-bounced, exactly, with no stanza both or twice.
+bounced, exactly, with no stanza both or twice. Except a burst written while the partner dies
+(``test_partner_dies_during_a_burst``): stanzas already written to the dead socket are lost (no XEP-0198), and
+a known defect drops in silence those routed between the reset and the end of the link (xfail test).
 
 Gateways: a.test on 127.0.0.94, b.test on 127.0.0.95; scripted partners on 127.0.0.96."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +21,7 @@ from typing import Any
 import dns.exception
 import pytest
 
+from fedgate import server
 from fedgate.certs import TestCA
 from fedgate.policy import Settings
 from fedgate.resolver import Resolver
@@ -263,3 +269,150 @@ def test_component_disconnects_while_stanzas_are_on_their_way(tmp_path: Path) ->
 
     run(main)
 
+
+
+
+# -- a burst while the partner dies ---------------------------------------------------------------------------
+BURST = 20000  # stanzas, written by the component without a pause (~3 MB)
+BURST_DIE_AFTER = 50  # the partner reads this many of them and dies (TCP reset)
+_ID = re.compile(rb"id=['\"]m(\d+)['\"]")
+
+
+class Burst:
+    """One run: what the gateway wrote to the partner's socket and what became of each stanza."""
+
+    def __init__(self) -> None:
+        self.written: list[int] = []  # handed to the open transport, in order
+        self.end_offsets: dict[int, int] = {}  # stanza -> byte offset of its end in what the gateway wrote
+        self.out_bytes = 0
+        self.dropped: list[int] = []  # handed to _Connection.write after the transport had closed
+        self.dropped_at: list[float] = []
+        self.died_at = 0.0
+        self.partner_read = 0  # bytes the partner had read from its socket when it died
+        self.partner_seen: set[int] = set()  # stanzas whose bytes (at least in part) the partner had read
+        self.delivered: list[int] = []  # stanzas the partner processed
+        self.bounced: dict[int, str | None] = {}
+        self.lost: set[int] = set()
+
+
+def _burst(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Burst:
+    """a.test's component sends m0 (the stream is up when the partner has it), then m1..m{BURST} in one go;
+    d.test reads BURST_DIE_AFTER of them and resets the connection, and its server is gone (a reconnection is
+    refused). The gateway's writes to d.test's socket are observed by wrapping ``_Connection.write``."""
+    out = Burst()
+    real_write = server._Connection.write
+
+    def write(self: server._Connection, plaintext: bytes) -> None:
+        peer = self.writer.get_extra_info("peername")
+        if peer and peer[0] == D_IP and plaintext:
+            ids = [int(m.group(1)) for m in _ID.finditer(plaintext)]
+            if self.writer.is_closing():
+                out.dropped += ids
+                out.dropped_at.append(time.monotonic())
+            else:
+                for m in _ID.finditer(plaintext):
+                    end = plaintext.find(b"</message>", m.end())
+                    out.end_offsets[int(m.group(1))] = out.out_bytes + end + len(b"</message>")
+                out.written += ids
+                out.out_bytes += len(plaintext)
+        real_write(self, plaintext)
+
+    monkeypatch.setattr(server._Connection, "write", write)
+
+    async def partner(peer: RawPeer) -> None:
+        attrs = await peer.expect_header()
+        peer.send(header(attrs.get("from"), D, stream_id="sid"))
+        peer.send(features(dialback=True))
+        while True:
+            el = await peer.next_element(10)
+            if el.tag.endswith("}result"):
+                peer.send(f"<db:result from='{D}' to='{el.get('from')}' type='valid'/>")
+                continue
+            out.delivered.append(int(str(el.get("id")).removeprefix("m")))
+            if len(out.delivered) > BURST_DIE_AFTER:
+                out.partner_read = len(peer.wire)
+                out.partner_seen = {int(m.group(1)) for m in _ID.finditer(bytes(peer.received))}
+                out.died_at = time.monotonic()
+                peer.writer.transport.abort()
+                return
+
+    async def main() -> None:
+        ca = TestCA.create(tmp / "ca")
+        a, comp = await _gateway(tmp, ca, A, A_IP)
+        a.set_partner(D, Settings.parse_triple("not_supported/not_supported/true"), partner_type="federated")
+        listener = await listen(D_IP, partner)
+        tally = Tally(comp, BURST + 1)
+        try:
+            say(comp, f"alice@{A}", f"bob@{D}", 0)
+            async with asyncio.timeout(5):
+                while not out.delivered:
+                    await asyncio.sleep(0.01)
+            listener.close()  # the next connection is refused
+            for i in range(1, BURST + 1):
+                say(comp, f"alice@{A}", f"bob@{D}", i)
+            # Wait for every bounce the gateway will send: until every stanza is accounted for or 3 s pass
+            # with nothing new.
+            seen = -1
+            while len(tally.bounced) != seen and not tally.done():
+                seen = len(tally.bounced)
+                with contextlib.suppress(AssertionError):
+                    await tally.collect_bounces(tally.done, timeout=3)
+            out.bounced = {int(k.removeprefix("m")): v for k, v in tally.bounced.items()}
+            out.lost = set(range(BURST + 1)) - set(out.delivered) - set(out.bounced)
+        finally:
+            listener.close()
+            await comp.stop()
+            await settle([a.gateway])
+            await a.gateway.stop()
+
+    run(main)
+    window = (max(out.dropped_at) - out.died_at) if out.dropped_at else 0.0
+    print(f"\nburst of {BURST + 1}: delivered {len(out.delivered)}, bounced {len(out.bounced)}, lost {len(out.lost)};"
+          f" written to the open socket {len(out.written)} ({out.out_bytes} B, the partner read {out.partner_read}"
+          f" B), handed over after the socket had closed {len(out.dropped)} (until {window:.3f} s after the reset)")
+    return out
+
+
+def test_partner_dies_during_a_burst(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst without pauses while the partner dies. KNOWN LIMITATION: here sent = delivered + bounced + lost.
+
+    Not "sent = delivered + bounced" as in the tests above: there is no XEP-0198 stream management, so a stanza
+    written to a socket is gone from the gateway; when the peer dies before reading it, nothing tells the
+    gateway which stanzas it had read, and they cannot be bounced (the tests above space their stanzas 5-10 ms
+    apart, so the reset arrives before the next one is written). What holds, and is asserted: nothing is
+    delivered twice or both delivered and bounced; the partner processed exactly m0..m50, in order; every stanza
+    written to the open connection and not processed by the partner ("written but unacknowledged") was in
+    flight: its bytes lay beyond what the partner had read from its socket, or the partner had read them and
+    died before processing them; no stanza written was bounced as well; every stanza never written to the open
+    connection was bounced, except the ones handed over after the transport had closed (the defect of the next
+    test); and lost = written-but-unacknowledged + those, exactly.
+    Measured (2 cores): 20,001 sent, 51 delivered, ~6,660 bounced, ~5,160 written but unacknowledged (~430 kB
+    in socket buffers beyond the 64 kB the partner had read), ~8,120 dropped after the reset."""
+    out = _burst(tmp_path, monkeypatch)
+    assert len(out.delivered) == len(set(out.delivered)), "a stanza was delivered twice"
+    assert not set(out.delivered) & set(out.bounced), "a stanza was delivered and bounced"
+    assert out.delivered == list(range(BURST_DIE_AFTER + 1))
+    assert set(out.bounced.values()) <= {"remote-server-not-found"}
+    written_unacknowledged = set(out.written) - set(out.delivered) - set(out.bounced)
+    in_flight = {i for i in out.written if out.end_offsets[i] > out.partner_read} | (
+        out.partner_seen - set(out.delivered))
+    assert written_unacknowledged <= in_flight, sorted(written_unacknowledged - in_flight)[:10]
+    assert not set(out.written) & set(out.bounced), "a stanza was written and bounced too"
+    never_written = set(range(BURST + 1)) - set(out.written)
+    assert never_written - set(out.bounced) <= set(out.dropped), sorted(never_written - set(out.bounced))[:10]
+    assert out.lost == written_unacknowledged | (set(out.dropped) - set(out.bounced))
+    print(f"written but unacknowledged {len(written_unacknowledged)} (in flight {len(in_flight)})")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "src/fedgate/server.py: between the transport's connection_lost and the end of _run_outbound (link.ready "
+    "= False), _OutboundLink.send still hands stanzas to the machine, and _Connection.write drops them in "
+    "silence because writer.is_closing(): they are neither written nor bounced"))
+def test_partner_dies_during_a_burst_every_stanza_not_written_is_bounced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same burst: every stanza the gateway had not written to the connection when it failed comes back."""
+    out = _burst(tmp_path, monkeypatch)
+    never_written = set(range(BURST + 1)) - set(out.written)
+    assert never_written <= set(out.bounced), (
+        f"{len(never_written - set(out.bounced))} never written and not bounced, "
+        f"e.g. {sorted(never_written - set(out.bounced))[:5]}")
