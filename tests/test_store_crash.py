@@ -5,19 +5,29 @@ spent writing: one ``BEGIN IMMEDIATE`` transaction per partner) in a loop agains
 with SIGKILL at a random moment; then ``PRAGMA integrity_check`` must say ok and every partner row must be
 complete: exactly its names in ``partner_names`` (its own domain at position 0, each additional domain at
 1..n in order), no name without its partner, and the revision counter present. Twenty rounds, random delays.
-A last round kills a ``python -m fedgate.cli partner new`` process itself, start-up included."""
+A last round kills a ``python -m fedgate.cli partner new`` process itself, start-up included.
+
+And the gateway itself: ``fedgate serve`` killed with SIGKILL while it records authorizations for
+public_unverified contacts (``test_sigkill_of_the_gateway_while_it_records_authorizations``)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+from xml.etree.ElementTree import Element
 
+from fedgate.certs import TestCA
+from fedgate.component_client import COMPONENT_NS, ComponentClient, ComponentError, body_of
+from fedgate.partners import Partner
 from fedgate.store.sqlite import SqliteStore
 
 LOOP = r"""
@@ -100,3 +110,190 @@ def test_sigkill_of_the_cli_process_itself(tmp_path: Path) -> None:
         proc.wait(10)
         if db.exists():
             check_consistent(db)
+
+
+# -- kill -9 of the gateway while it records authorizations -------------------------------------------------
+GW_IP, NOWHERE_IP = "127.0.0.84", "127.0.0.85"
+UNVERIFIED = "u.test"  # a public_unverified partner; its route leads nowhere (connection refused)
+WINDOW = 400  # subscriptions sent and not yet bounced
+_AUTH_LOCAL = re.compile(r"u(\d+)@g\.test")
+
+
+def _gateway_config(tmp: Path) -> tuple[Path, Path]:
+    ca = TestCA.create(tmp / "ca")
+    files = ca.issue("g.test", tmp / "certs")
+    db = tmp / "gw.sqlite3"
+    with SqliteStore(db) as store:
+        store.add_partner(Partner.parse(domain=UNVERIFIED, tls="optional", sasl="optional", dialback=True,
+                                        partner_type="public_unverified"))
+    path = tmp / "fedgate.toml"
+    path.write_text(f"""
+[gateway]
+database = "{db}"
+log_level = "warning"
+
+[[domain]]
+name = "g.test"
+certificate = "{files.chain}"
+key = "{files.key}"
+component_secret = "secret"
+
+[listen]
+s2s = ["{GW_IP}:5269"]
+component = "{GW_IP}:5347"
+
+[trust]
+system = false
+cafiles = ["{ca.cert_path}"]
+
+[dns]
+use_srv = false
+static_routes = {{ "{UNVERIFIED}" = "{NOWHERE_IP}:5269" }}
+""")
+    return path, db
+
+
+def _serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as err:
+        return subprocess.Popen([sys.executable, "-m", "fedgate.cli", "serve", "--config", str(config)],
+                                env=_env(), stdout=subprocess.DEVNULL, stderr=err)
+
+
+async def _component(proc: subprocess.Popen[bytes], log: Path) -> ComponentClient:
+    """g.test's component, connected as soon as the gateway listens."""
+    deadline = time.monotonic() + 20
+    while True:
+        client = ComponentClient("g.test", "secret", GW_IP, 5347)
+        try:
+            await client.connect()
+            return client
+        except (OSError, ComponentError, TimeoutError):
+            await client.close()
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the gateway did not start: " + log.read_text()
+            await asyncio.sleep(0.05)
+
+
+def _presence(n: int) -> Element:
+    """Local user u{n} subscribes to (even n) or authorises (odd n) c{n}@u.test: one authorization each."""
+    return Element(f"{{{COMPONENT_NS}}}presence", {"from": f"u{n}@g.test", "to": f"c{n}@{UNVERIFIED}",
+                                                   "type": "subscribed" if n % 2 else "subscribe", "id": f"s{n}"})
+
+
+def _bounced(client: ComponentClient) -> set[int]:
+    """The stanzas bounced back so far: the gateway recorded each one's authorization before routing it."""
+    return {int(str(s.get("id"))[1:]) for s in client.drain() if s.get("type") == "error" and s.get("id")}
+
+
+async def _write_authorizations(proc: subprocess.Popen[bytes], log: Path, start: int, kill_after: float
+                                ) -> tuple[int, set[int]]:
+    """Send subscriptions from u{start}.. as fast as the gateway reads them; SIGKILL the gateway
+    ``kill_after`` seconds after the component is connected. Returns the next n and the bounced ones."""
+    client = await _component(proc, log)
+    n = start
+    acknowledged: set[int] = set()
+    loop = asyncio.get_running_loop()
+    kill_at = loop.time() + kill_after
+    try:
+        while loop.time() < kill_at:
+            # At most WINDOW on their way: the gateway always has some to record, and they come back in time.
+            if n - start - len(acknowledged) < WINDOW:
+                for _ in range(20):
+                    client.send(_presence(n))
+                    n += 1
+            await asyncio.sleep(0.001)
+            acknowledged |= _bounced(client)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        await asyncio.sleep(0.1)  # whatever was on its way to the component
+        acknowledged |= _bounced(client)
+    except (ConnectionError, ComponentError):
+        raise AssertionError("the component lost the gateway before the kill: " + log.read_text()) from None
+    finally:
+        await client.close()
+    return n, acknowledged
+
+
+def check_authorizations(db: Path, sent: int, acknowledged: set[int]) -> int:
+    """Integrity, every authorization row complete, every acknowledged one there; returns the row count."""
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+        rows = con.execute("SELECT local_bare, remote_bare, created FROM authorizations").fetchall()
+    finally:
+        con.close()
+    recorded: set[int] = set()
+    for local, remote, created in rows:
+        match = _AUTH_LOCAL.fullmatch(local)
+        assert match is not None, local
+        n = int(match.group(1))
+        assert remote == f"c{n}@{UNVERIFIED}" and n < sent, (local, remote)
+        assert isinstance(created, float) and created > 1.7e9, created
+        recorded.add(n)
+    assert len(recorded) == len(rows)
+    assert acknowledged <= recorded, sorted(acknowledged - recorded)[:10]
+    with SqliteStore(db) as store:  # the store opens and reads it
+        assert len(store.authorizations()) == len(rows)
+        assert [p.domain for p in store.list_partners()] == [UNVERIFIED]
+    cli_out = subprocess.run([sys.executable, "-m", "fedgate.cli", "--db", str(db), "partner", "get", "--format",
+                              "json"], env=_env(), capture_output=True, timeout=30)
+    assert cli_out.returncode == 0, cli_out.stderr.decode()
+    assert [p["domain"] for p in json.loads(cli_out.stdout)] == [UNVERIFIED]
+    return len(rows)
+
+
+def test_sigkill_of_the_gateway_while_it_records_authorizations(tmp_path: Path) -> None:
+    """``fedgate serve`` records an authorization (one ``BEGIN IMMEDIATE`` transaction on the event loop) for
+    every subscribe / subscribed its component sends to a public_unverified partner's user. The component
+    sends them as fast as the gateway reads (every pair new; each comes back bounced, remote-server-not-found,
+    after its authorization was committed), and the gateway is killed with SIGKILL at a random moment, six
+    rounds on one database, each restarting the gateway on it. After each kill: ``integrity_check`` ok; every
+    row complete (u{n}@g.test, c{n}@u.test, a creation time) and for a stanza that was sent; every
+    authorization whose stanza came back bounced is there; the store opens, and ``fedgate partner get`` reads
+    the partners. Finally the gateway starts once more on the database and serves: its component connects,
+    a stanza to a local address is delivered, a new authorization is written and the stanza bounced."""
+    config, db = _gateway_config(tmp_path)
+    log = tmp_path / "serve.log"
+    rng = random.Random(int(os.environ.get("FEDGATE_CRASH_SEED", "11")))
+    sent, rows = 0, 0
+    grew = 0
+    for _round in range(6):
+        proc = _serve(config, log)
+        try:
+            kill_after = rng.uniform(0.3, 1.5)
+            sent, acknowledged = asyncio.run(_write_authorizations(proc, log, sent, kill_after))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        assert proc.returncode == -signal.SIGKILL, log.read_text()
+        wal = db.with_name(db.name + "-wal")
+        wal_bytes = wal.stat().st_size if wal.exists() else 0  # left by the killed gateway, recovered on open
+        count = check_authorizations(db, sent, acknowledged)
+        grew += count > rows
+        print(f"round {_round}: killed after {kill_after:.2f} s, WAL {wal_bytes} B; sent up to {sent},"
+              f" {len(acknowledged)} bounced, {count} recorded ({count - rows} this round)")
+        rows = count
+    assert grew >= 5, "the gateway should have been writing authorizations when killed"
+
+    async def serves(proc: subprocess.Popen[bytes]) -> None:
+        client = await _component(proc, log)
+        try:
+            client.send_message("a@g.test", "b@g.test", "after the crash", id="local")
+            got = await client.next_message()
+            assert (got.get("type"), body_of(got)) == ("chat", "after the crash")
+            client.send(_presence(sent))
+            async with asyncio.timeout(10):
+                while sent not in _bounced(client):
+                    await asyncio.sleep(0.05)
+        finally:
+            await client.close()
+
+    proc = _serve(config, log)
+    try:
+        asyncio.run(serves(proc))
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert check_authorizations(db, sent + 1, {sent}) == rows + 1
