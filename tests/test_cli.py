@@ -211,6 +211,54 @@ def test_negotiate_usage_errors() -> None:
     )
 
 
+def _click_usage_cases(lang: str, tmp: Path) -> list[tuple[list[str], str]]:
+    """Arguments that make click itself refuse the command line, and the line the catalogue gives for each."""
+    sep = t("cli.list_separator", lang)
+    partner_new = [o for p in cli.commands["partner"].commands["new"].params  # type: ignore[attr-defined]
+                   if isinstance(p, click.Option) for o in (*p.opts, *p.secondary_opts)] + ["-h", "--help"]
+
+    def value(field: str, given: str, problem: str, allowed: str) -> str:
+        return t("cli.error.value_problem", lang, field=field, value=given, problem=t(problem, lang), allowed=allowed)
+
+    return [
+        (["partner", "new", "y.example", "--tls"],
+         t("cli.error.requires_value", lang, option="--tls", allowed="required, optional, not_supported")),
+        (["partner", "new", "y.example", "--dialback=yes"],
+         t("cli.error.takes_no_value", lang, option="--dialback", allowed=sep.join(["--dialback", "--no-dialback"]))),
+        (["partner", "bogus"], t("cli.error.no_such_command", lang, command="bogus",
+                                 allowed=sep.join(["get", "new", "remove", "set"]))),
+        (["bogus"], t("cli.error.no_such_command", lang, command="bogus", allowed=sep.join(sorted(cli.commands)))),
+        (["partner", "new", "a.example", "extra"],
+         t("cli.error.extra_arguments", lang, arguments="extra", usage="fedgate partner new [OPTIONS] DOMAIN")),
+        (["partner", "new", "a.example", "--colour"],
+         t("cli.error.no_such_option", lang, option="--colour", allowed=sep.join(partner_new))),
+        (["partner", "new"], t("cli.error.missing", lang, field="DOMAIN", allowed=t("allowed.domain", lang))),
+        (["--db", str(tmp), "partner", "get"],
+         value("--db", str(tmp), "problem.is_directory", t("allowed.path.file", lang))),
+        (["probe", "x.example", "--cafile", str(tmp / "none.pem")],
+         value("--cafile", str(tmp / "none.pem"), "problem.not_found", t("allowed.path.file_existing", lang))),
+        (["probe", "x.example", "--port", "0"],
+         value("--port", "0", "problem.out_of_range", t("allowed.number_range", lang, low=1, high=65535))),
+        (["probe", "x.example", "--port", "http"],
+         value("--port", "http", "problem.not_number", t("allowed.number_range", lang, low=1, high=65535))),
+        (["status", "--format", "xml"], value("--format", "xml", "problem.not_allowed", "table, json")),
+    ]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-TW", "ja"])
+def test_click_usage_errors_come_from_the_catalogue(tmp_path: Path, lang: str) -> None:
+    for args, message in _click_usage_cases(lang, tmp_path):
+        for result in (run("--lang", lang, *args), run(*args, env={"LANG": {"en": "C.UTF-8", "zh-TW": "zh_TW.UTF-8",
+                                                                            "ja": "ja_JP.UTF-8"}[lang]})):
+            line = assert_one_line_error(result, 2)
+            assert line == t("cli.line.error", lang, message=message), args
+
+
+def test_language_option_decides_errors_found_before_it(tmp_path: Path) -> None:
+    result = run("--db", str(tmp_path), "--lang", "ja", "partner", "get")
+    assert assert_one_line_error(result, 2, "--db").startswith("エラー：")
+
+
 # --- partners ---------------------------------------------------------------------------------------------------
 
 

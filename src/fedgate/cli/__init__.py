@@ -28,7 +28,16 @@ from .policy import policy
 from .probe import probe_command
 from .serve import serve, status
 from .state import State
-from .types import FieldType, LineUsageError, ValueUsageError, setting_error_text
+from .types import (
+    CatalogueType,
+    FieldType,
+    Group,
+    LineUsageError,
+    ValueUsageError,
+    localise,
+    option_list,
+    setting_error_text,
+)
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -65,8 +74,20 @@ def usage_error_text(error: click.UsageError) -> str:
             allowed = t("cli.allowed.see_help")
         name = param.opts[0] if isinstance(param, click.Option) else (param.name or "").upper()
         return t("cli.error.missing", field=name, allowed=allowed)
+    command = error.ctx.command if error.ctx is not None else None
+    params = command.get_params(error.ctx) if command is not None and error.ctx is not None else []
+    options = [o for p in params if isinstance(p, click.Option) for o in (*p.opts, *p.secondary_opts)]
     if isinstance(error, click.NoSuchOption):
-        return t("cli.error.no_such_option", option=error.option_name)
+        return t("cli.error.no_such_option", option=error.option_name, allowed=option_list(options))
+    if isinstance(error, click.BadOptionUsage) and command is not None:
+        used = next((p for p in command.params if error.option_name in (*p.opts, *p.secondary_opts)), None)
+        if isinstance(used, click.Option) and used.is_flag:
+            allowed = option_list([*used.opts, *used.secondary_opts])
+            return t("cli.error.takes_no_value", option=error.option_name, allowed=allowed)
+        if used is not None:
+            kind = used.type
+            allowed = kind.allowed() if isinstance(kind, FieldType | CatalogueType) else kind.name.upper()
+            return t("cli.error.requires_value", option=error.option_name, allowed=allowed)
     return t("cli.error.usage", message=error.format_message())
 
 
@@ -81,7 +102,7 @@ def refusal_lines(error: Exception) -> list[str]:
     return lines
 
 
-class FedgateGroup(click.Group):
+class FedgateGroup(Group):
     """Runs the command and turns every error into the one-line, translated form with the documented exit code."""
 
     def main(  # type: ignore[override]
@@ -90,7 +111,7 @@ class FedgateGroup(click.Group):
         set_language(detect_language())
         extra["standalone_mode"] = False
         try:
-            result = super().main(args, prog_name or "fedgate", **extra)
+            result = super().main(args, "fedgate", **extra)  # whatever runs it, the command is fedgate
         except _NO_ARGS_IS_HELP as error:  # a bare group: its help, as click shows it
             click.echo(error.format_message(), err=True)
             sys.exit(EXIT_USAGE)
@@ -129,13 +150,13 @@ def _language(value: object) -> str:
 @click.option(
     "--lang",
     type=FieldType("lang", _language, "|".join(LANGUAGES)),
+    is_eager=True,  # before any other value is checked, so that its error is in this language too
+    callback=lambda _ctx, _param, lang: set_language(lang) if lang else None,
     help="Language of the output (default: from LC_ALL / LC_MESSAGES / LANG).",
 )
 @click.pass_context
 def cli(ctx: click.Context, db: Path | None, lang: str | None) -> None:
     """fedgate: XMPP federation gateway administration."""
-    if lang:
-        set_language(lang)
     ctx.obj = State(db)
 
 
@@ -146,5 +167,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 for _command in (partner, gateway, policy, serve, status, demo, probe_command, init):
     cli.add_command(_command)
+localise(cli)
 
 __all__ = ["EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "cli", "main"]

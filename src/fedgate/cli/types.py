@@ -3,7 +3,10 @@ usage error (exit 2) with the one-line, translated message that names the field 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -97,3 +100,150 @@ def choice(field_name: str, choices: Sequence[str]) -> FieldType:
         raise SettingError(field_name, value, tuple(choices))
 
     return FieldType(field_name, parse, "|".join(choices))
+
+
+# --- click's own usage errors, in the catalogue's words ------------------------------------------------------
+
+
+def option_list(names: Sequence[str]) -> str:
+    return t("cli.list_separator").join(names)
+
+
+@contextmanager
+def _in_context(ctx: click.Context) -> Iterator[None]:
+    """click's parser raises some usage errors (an option without its value...) without the context; give it, so
+    that the message can name what the command allows."""
+    try:
+        yield
+    except click.UsageError as error:
+        if error.ctx is None:
+            error.ctx = ctx
+        raise
+
+
+class Command(click.Command):
+    """A command whose extra arguments are refused in the catalogue's words, naming what the command takes."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        extra_allowed = ctx.allow_extra_args
+        refuse_extra = not extra_allowed and not ctx.resilient_parsing
+        ctx.allow_extra_args = True  # let click parse; what is left over is refused below
+        try:
+            with _in_context(ctx):
+                rest = super().parse_args(ctx, args)
+        finally:
+            ctx.allow_extra_args = extra_allowed
+        if rest and refuse_extra:
+            usage = " ".join([ctx.command_path, *self.collect_usage_pieces(ctx)])
+            raise LineUsageError(t("cli.error.extra_arguments", arguments=" ".join(rest), usage=usage), ctx)
+        return rest
+
+
+class Group(click.Group):
+    """A group that names its commands when asked for one it does not have."""
+
+    command_class = Command
+    group_class = type  # click: subgroups are of this class too
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        with _in_context(ctx):
+            return super().parse_args(ctx, args)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if not name.startswith("-") and self.get_command(ctx, name) is None and not ctx.resilient_parsing:
+            allowed = option_list(self.list_commands(ctx))
+            raise LineUsageError(t("cli.error.no_such_command", command=name, allowed=allowed), ctx)
+        return super().resolve_command(ctx, args)
+
+
+class CatalogueType(_ParamType):
+    """click's own Path, Choice and number types, refusing a value with the catalogue's one line (the option,
+    the value, what is wrong, what is allowed) instead of click's English."""
+
+    def __init__(self, inner: _ParamType) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    @property
+    def arity(self) -> int:  # type: ignore[override]
+        return self.inner.arity
+
+    def get_metavar(self, *args: Any, **kwargs: Any) -> str | None:
+        return self.inner.get_metavar(*args, **kwargs)
+
+    def split_envvar_value(self, rv: str) -> Sequence[str]:
+        return self.inner.split_envvar_value(rv)
+
+    def shell_complete(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.shell_complete(*args, **kwargs)
+
+    def to_info_dict(self) -> Any:
+        return self.inner.to_info_dict()
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return self.inner.convert(value, param, ctx)
+        except click.BadParameter:
+            problem, allowed = self._explain(value)
+            field = (param.opts[0] if isinstance(param, click.Option) else (param.name or "").upper()) if param else ""
+            message = t("cli.error.value_problem", field=field, value=value, problem=problem, allowed=allowed)
+            raise ValueUsageError(message, ctx, param) from None
+
+    def _explain(self, value: Any) -> tuple[str, str]:
+        """What is wrong with ``value`` and what the type allows, in words."""
+        inner = self.inner
+        if isinstance(inner, click.Path):
+            return _path_problem(inner, value), self.allowed()
+        if isinstance(inner, click.types.IntParamType | click.types.FloatParamType):
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                return t("problem.not_number"), self.allowed()
+            return t("problem.out_of_range"), self.allowed()
+        return t("problem.not_allowed"), self.allowed()
+
+    def allowed(self) -> str:
+        """What the type allows, in words."""
+        inner = self.inner
+        if isinstance(inner, click.Path):
+            kind = "file" if not inner.dir_okay else "dir" if not inner.file_okay else "any"
+            return t(f"allowed.path.{kind}{'_existing' if inner.exists else ''}")
+        if isinstance(inner, click.Choice):
+            return ", ".join(map(str, inner.choices))
+        if isinstance(inner, click.IntRange | click.FloatRange):
+            low = "-∞" if inner.min is None else str(inner.min)
+            return t("allowed.number_range", low=low, high="∞" if inner.max is None else str(inner.max))
+        if isinstance(inner, click.types.IntParamType | click.types.FloatParamType):
+            return t("allowed.number")
+        return inner.name.upper()
+
+
+def _path_problem(path: click.Path, value: Any) -> str:
+    try:
+        st = os.stat(os.fsdecode(value))
+    except OSError:
+        return t("problem.not_found")
+    if stat.S_ISDIR(st.st_mode) and not path.dir_okay:
+        return t("problem.is_directory")
+    if not stat.S_ISDIR(st.st_mode) and not path.file_okay:
+        return t("problem.is_file")
+    return t("problem.no_access")
+
+
+def localise(command: click.Command) -> None:
+    """Makes click's own usage errors under ``command`` come from the catalogue: plain click commands and groups
+    (some are written in modules that do not import this one) take the classes above, which add nothing but the
+    wording, and click's Path, Choice and number types are wrapped in ``CatalogueType``."""
+    if type(command) is click.Command:
+        command.__class__ = Command
+    elif type(command) is click.Group:
+        command.__class__ = Group
+    for param in command.params:
+        if isinstance(param.type, click.Path | click.Choice | click.types.IntParamType | click.types.FloatParamType):
+            param.type = CatalogueType(param.type)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            localise(sub)

@@ -30,9 +30,31 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "{field}：指定が必要です。指定できる値：{allowed}",
     },
     "cli.error.no_such_option": {
-        "en": "{option}: no such option. Allowed: the options that --help lists",
-        "zh-TW": "{option}：沒有這個選項。可用的選項請看 --help",
-        "ja": "{option}：そのようなオプションはありません。使えるオプションは --help で確認できます",
+        "en": "{option}: no such option. Allowed: {allowed}",
+        "zh-TW": "{option}：沒有這個選項。可用的選項：{allowed}",
+        "ja": "{option}：そのようなオプションはありません。使えるオプション：{allowed}",
+    },
+    "cli.error.no_such_command": {
+        "en": "{command}: no such command. Allowed: {allowed}",
+        "zh-TW": "{command}：沒有這個指令。可用的指令：{allowed}",
+        "ja": "{command}：そのようなコマンドはありません。使えるコマンド：{allowed}",
+    },
+    "cli.error.requires_value": {
+        "en": "{option}: needs a value after it. Allowed: {allowed}",
+        "zh-TW": "{option}：後面必須接一個值。可用的值：{allowed}",
+        "ja": "{option}：後ろに値が必要です。指定できる値：{allowed}",
+    },
+    "cli.error.takes_no_value": {
+        "en": "{option}: takes no value; give the option on its own. Allowed: {allowed}",
+        "zh-TW": "{option}：不接受值，請單獨使用這個選項。可用的寫法：{allowed}",
+        "ja": "{option}：値は取りません。オプションだけを指定してください。使える形：{allowed}",
+    },
+    "cli.error.extra_arguments": {
+        "en": "{arguments}: more arguments than the command takes (quote a value that contains spaces). "
+        "Allowed: {usage}",
+        "zh-TW": "{arguments}：引數比這個指令所接受的還多（含空白的值請加上引號）。可用的寫法：{usage}",
+        "ja": "{arguments}：このコマンドが受け取るより多くの引数があります（空白を含む値は引用符で囲んでください）。"
+        "使える形：{usage}",
     },
     "cli.error.usage": {
         "en": "{message} (see --help)",
@@ -186,6 +208,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh-TW": "含有控制字元或換行",
         "ja": "制御文字か改行が含まれています",
     },
+    "problem.not_found": {"en": "does not exist", "zh-TW": "不存在", "ja": "存在しません"},
+    "problem.is_directory": {"en": "is a folder", "zh-TW": "是資料夾", "ja": "フォルダーです"},
+    "problem.is_file": {
+        "en": "is a file, not a folder",
+        "zh-TW": "是檔案而不是資料夾",
+        "ja": "フォルダーではなくファイルです",
+    },
+    "problem.no_access": {
+        "en": "cannot be read or written here",
+        "zh-TW": "在這裡無法讀取或寫入",
+        "ja": "ここでは読み書きできません",
+    },
+    "problem.not_number": {"en": "not a number", "zh-TW": "不是數字", "ja": "数ではありません"},
+    "problem.out_of_range": {"en": "out of range", "zh-TW": "超出範圍", "ja": "範囲外です"},
     "problem.unknown_field": {"en": "no such field", "zh-TW": "沒有這個欄位", "ja": "そのような項目はありません"},
     "problem.same_as_domain": {
         "en": "the partner's own domain cannot also be an additional domain",
@@ -233,6 +269,42 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "refuse, or TLS/SASL/DIALBACK settings with a usable method, e.g. optional/optional/true",
         "zh-TW": "refuse，或至少有一種可用驗證方式的 TLS/SASL/DIALBACK 設定，例如 optional/optional/true",
         "ja": "refuse、または使える方式が残る TLS/SASL/DIALBACK の設定（例：optional/optional/true）",
+    },
+    "allowed.number": {"en": "a number", "zh-TW": "數字", "ja": "数"},
+    "allowed.number_range": {
+        "en": "a number from {low} to {high}",
+        "zh-TW": "{low} 到 {high} 之間的數字",
+        "ja": "{low}〜{high} の数",
+    },
+    "allowed.path.file": {
+        "en": "a file path (not a folder)",
+        "zh-TW": "檔案路徑（不可是資料夾）",
+        "ja": "ファイルのパス（フォルダーは不可）",
+    },
+    "allowed.path.file_existing": {
+        "en": "an existing file (not a folder)",
+        "zh-TW": "已存在的檔案（不可是資料夾）",
+        "ja": "既存のファイル（フォルダーは不可）",
+    },
+    "allowed.path.dir": {
+        "en": "a folder path (not a file)",
+        "zh-TW": "資料夾路徑（不可是檔案）",
+        "ja": "フォルダーのパス（ファイルは不可）",
+    },
+    "allowed.path.dir_existing": {
+        "en": "an existing folder",
+        "zh-TW": "已存在的資料夾",
+        "ja": "既存のフォルダー",
+    },
+    "allowed.path.any": {
+        "en": "a file or folder path",
+        "zh-TW": "檔案或資料夾路徑",
+        "ja": "ファイルかフォルダーのパス",
+    },
+    "allowed.path.any_existing": {
+        "en": "an existing file or folder",
+        "zh-TW": "已存在的檔案或資料夾",
+        "ja": "既存のファイルかフォルダー",
     },
     "allowed.settings": {
         "en": "TLS/SASL/DIALBACK settings that leave at least one method (see fedgate policy matrix)",
