@@ -334,6 +334,19 @@ def test_bad_values_are_usage_errors_naming_the_field(db: Path, args: list[str],
     assert line.startswith("error: ")
 
 
+def test_domains_follow_idna_2008(db: Path) -> None:
+    result = fedgate(db, "partner", "new", "faß.example", "--format", "json")
+    assert json.loads(result.stdout)["domain"] == "xn--fa-hia.example"
+    assert "xn--fa-hia.example (faß.example)" in fedgate(db, "partner", "get").stdout
+    assert fedgate(db, "partner", "new", "fass.example").exit_code == 0  # another domain, not a duplicate
+    for bad in ("☃.example", "xn--zz.example"):
+        assert_one_line_error(fedgate(db, "partner", "new", bad), 2, "domain", bad, "IDNA 2008")
+        assert_one_line_error(fedgate(db, "partner", "new", "a.example", "--additional-domain", bad), 2,
+                              "additional_domains", bad)
+    assert [p["domain"] for p in json.loads(fedgate(db, "partner", "get", "--format", "json").stdout)] == [
+        "fass.example", "xn--fa-hia.example"]
+
+
 def test_refusals_exit_1(db: Path) -> None:
     fedgate(db, "partner", "new", "a.example", "--additional-domain", "alias.example")
     assert_one_line_error(fedgate(db, "partner", "new", "alias.example"), 1, "domain", "alias.example", "a.example")

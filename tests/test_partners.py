@@ -34,6 +34,11 @@ def test_defaults_follow_the_cmdlet_and_carry_the_inert_dialback_warning() -> No
         ("xn--bcher-kva.example", "xn--bcher-kva.example"),
         ("example.com.", "example.com"),
         ("例え.テスト", "xn--r8jz45g.xn--zckzah"),
+        ("例え。テスト", "xn--r8jz45g.xn--zckzah"),  # UTS 46 maps the ideographic full stop
+        ("ＥＸＡＭＰＬＥ.com", "example.com"),  # and full-width letters
+        ("faß.example", "xn--fa-hia.example"),  # IDNA 2008 keeps ß (IDNA 2003 made it fass.example)
+        ("Faß.Example", "xn--fa-hia.example"),
+        ("XN--BCHER-KVA.example", "xn--bcher-kva.example"),
     ],
 )
 def test_domains_are_idna_normalised(given: str, normal: str) -> None:
@@ -43,6 +48,8 @@ def test_domains_are_idna_normalised(given: str, normal: str) -> None:
 
 def test_unicode_form_for_display() -> None:
     assert domain_to_unicode("xn--bcher-kva.example") == "bücher.example"
+    assert domain_to_unicode("xn--fa-hia.example") == "faß.example"
+    assert domain_to_unicode("plain.example") == "plain.example"
 
 
 @pytest.mark.parametrize(
@@ -58,6 +65,11 @@ def test_unicode_form_for_display() -> None:
         ("-bad.example", "bad_label"),
         ("under_score.example", "bad_label"),
         ("x" * 64 + ".example", "label_too_long"),
+        ("ü" * 60 + ".example", "label_too_long"),  # 60 characters, but a longer A-label
+        ("☃.example", "bad_label"),  # a symbol: IDNA 2003 allowed it, IDNA 2008 does not
+        ("xn--zz.example", "bad_label"),  # an A-label that does not decode
+        ("ab--cd.example", "bad_label"),  # hyphens in the 3rd and 4th places are reserved
+        ("a.example。。", "empty_label"),
         (".".join(["abcdefghi"] * 26), "too_long"),  # 259 characters
     ],
 )

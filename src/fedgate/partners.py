@@ -13,7 +13,6 @@ warnings are kept on the evaluation for the caller to show.
 from __future__ import annotations
 
 import dataclasses
-import encodings.idna
 import functools
 import ipaddress
 import secrets
@@ -21,6 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
+
+import idna
 
 from .policy import Evaluation, Note, Sasl, SettingError, Settings, Tls, evaluate, parse_bool, parse_sasl, parse_tls
 
@@ -74,11 +75,15 @@ def check_settings(field_name: str, settings: Settings) -> Evaluation:
 
 # --- field parsers ---------------------------------------------------------------------------------------------
 
-_LDH = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+def _a_label_length(label: str) -> int:
+    return len(label) if label.isascii() else len("xn--") + len(label.encode("punycode"))
 
 
 def normalize_domain(value: object, field_name: str = "domain") -> str:
-    """IDNA-normalise a domain: lower case A-labels, ``Bücher.Example`` -> ``xn--bcher-kva.example``."""
+    """A domain as XMPP compares it (RFC 7622): what people type mapped by UTS 46 (``Bücher.Example``,
+    full-width letters, ideographic full stops), then each label checked and converted by IDNA 2008 into lower
+    case A-labels: ``xn--bcher-kva.example``. ``faß.example`` keeps its ß (``xn--fa-hia.example``); a label
+    IDNA 2008 does not allow (``☃``, ``under_score``, a broken ``xn--`` form) is refused naming the field."""
     if not isinstance(value, str):
         raise FieldError(field_name, value, "not_text", "domain")
     text = value[:-1] if value.endswith(".") and len(value) > 1 else value
@@ -92,18 +97,21 @@ def normalize_domain(value: object, field_name: str = "domain") -> str:
     for failed, problem in checks:
         if failed:
             raise FieldError(field_name, value, problem, "domain")
+    try:
+        mapped = idna.uts46_remap(text, std3_rules=True, transitional=False)
+    except idna.IDNAError:
+        raise FieldError(field_name, value, "bad_label", "domain") from None
+    if mapped.endswith(".") and not text.endswith("."):  # a trailing ideographic full stop, say
+        mapped = mapped[:-1]
     labels: list[str] = []
-    for label in text.lower().split("."):
+    for label in mapped.split("."):
         if not label:
             raise FieldError(field_name, value, "empty_label", "domain")
         try:
-            ascii_label = encodings.idna.ToASCII(label).decode("ascii").lower()
-        except UnicodeError:
-            problem = "label_too_long" if len(label) > 63 else "bad_label"
+            labels.append(idna.alabel(label).decode("ascii").lower())
+        except (idna.IDNAError, UnicodeError):
+            problem = "label_too_long" if _a_label_length(label) > 63 else "bad_label"
             raise FieldError(field_name, value, problem, "domain") from None
-        if not set(ascii_label) <= _LDH or ascii_label.startswith("-") or ascii_label.endswith("-"):
-            raise FieldError(field_name, value, "bad_label", "domain")
-        labels.append(ascii_label)
     domain = ".".join(labels)
     if len(domain) > MAX_DOMAIN_LENGTH:
         raise FieldError(field_name, value, "too_long", "domain")
@@ -113,8 +121,8 @@ def normalize_domain(value: object, field_name: str = "domain") -> str:
 def domain_to_unicode(domain: str) -> str:
     """The U-label form for display (``xn--bcher-kva.example`` -> ``bücher.example``)."""
     try:
-        return ".".join(encodings.idna.ToUnicode(label) for label in domain.split("."))
-    except UnicodeError:
+        return str(idna.decode(domain))
+    except (idna.IDNAError, UnicodeError):
         return domain
 
 

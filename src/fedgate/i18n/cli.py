@@ -179,9 +179,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "空のラベルがあります（ドットが連続しているか、先頭がドットです）",
     },
     "problem.bad_label": {
-        "en": "a label has characters a domain cannot have, or starts or ends with '-'",
-        "zh-TW": "某個標籤含有網域不能使用的字元，或以「-」開頭或結尾",
-        "ja": "ドメインに使えない文字を含むラベル、または「-」で始まるか終わるラベルがあります",
+        "en": "a label is not allowed in a domain name (IDNA 2008): a character such as '_' or a symbol, "
+        "a '-' at its start or end or as its 3rd and 4th characters, or an xn-- form that does not decode",
+        "zh-TW": "有標籤不符合網域名稱的規則（IDNA 2008）：含有「_」或符號等字元、以「-」開頭或結尾、"
+        "第 3 與第 4 個字元是「-」，或是無法解碼的 xn-- 形式",
+        "ja": "ドメイン名（IDNA 2008）に使えないラベルがあります。「_」や記号などの文字、先頭・末尾または"
+        "3・4 文字目の「-」、復号できない xn-- 形式のいずれかです",
     },
     "problem.label_too_long": {
         "en": "a label is longer than 63 characters",
