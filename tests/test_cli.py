@@ -396,6 +396,9 @@ def test_get_with_wildcards_and_tables(db: Path) -> None:
     table = fedgate(db, "partner", "get", lang="zh-TW").stdout
     assert table.splitlines()[0].startswith("網域")
     assert "c.example.net" in table
+    fedgate(db, "partner", "new", "bücher.example")
+    listed = json.loads(fedgate(db, "partner", "get", "bü*", "--format", "json").stdout)
+    assert [p["domain"] for p in listed] == ["xn--bcher-kva.example"]
 
 
 def test_remove(db: Path) -> None:

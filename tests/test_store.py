@@ -83,6 +83,17 @@ def test_wildcards_match_domain_or_additional_domain(store: SqliteStore) -> None
     assert store.list_partners("[xy].*") == []
 
 
+def test_wildcards_match_unicode_and_ascii_forms(store: SqliteStore) -> None:
+    store.add_partner(Partner("bücher.example", additional_domains=("chat.例え.テスト",)))
+    store.add_partner(Partner("books.example"))
+    assert [p.domain for p in store.list_partners("bü*")] == ["xn--bcher-kva.example"]
+    assert [p.domain for p in store.list_partners("BÜCHER.*")] == ["xn--bcher-kva.example"]
+    assert [p.domain for p in store.list_partners("xn--bcher*")] == ["xn--bcher-kva.example"]
+    assert [p.domain for p in store.list_partners("*.例え.*")] == ["xn--bcher-kva.example"]
+    assert [p.domain for p in store.list_partners("b*")] == ["books.example", "xn--bcher-kva.example"]
+    assert store.list_partners("bü?") == []
+
+
 def test_duplicates_are_refused_whichever_field_holds_the_name(store: SqliteStore) -> None:
     store.add_partner(Partner("a.example", additional_domains=("alias.example",)))
     with pytest.raises(PartnerExists) as info:

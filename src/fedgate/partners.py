@@ -13,6 +13,7 @@ warnings are kept on the evaluation for the caller to show.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import functools
 import ipaddress
 import secrets
@@ -348,6 +349,14 @@ class Partner:
     def domains(self) -> tuple[str, ...]:
         """The domain and every additional domain: all the names this partner answers for."""
         return (self.domain, *self.additional_domains)
+
+    def matches(self, pattern: str) -> bool:
+        """Whether the shell wildcard ``pattern`` (``*.example.com``, ``bü*``) matches the domain or an additional
+        domain, in any case, written either way: as stored (A-labels) or as people read it (U-labels)."""
+        wanted = pattern.strip().lower()
+        return any(
+            fnmatch.fnmatchcase(form, wanted) for name in self.domains for form in {name, domain_to_unicode(name)}
+        )
 
     def changed(self, **changes: object) -> Partner:
         """A copy with only the named fields changed; the merged result is validated as a whole."""

@@ -99,7 +99,8 @@ class PartnerStore(Protocol):
         ...
 
     def list_partners(self, pattern: str | None = None) -> list[Partner]:
-        """Partners, by domain; ``pattern`` (shell wildcards) must match the domain or an additional domain."""
+        """Partners, by domain; ``pattern`` (shell wildcards) must match the domain or an additional domain, as
+        ``Partner.matches`` decides (A-label or U-label form, any case)."""
         ...
 
     def remove_partner(self, domain: str) -> Partner:

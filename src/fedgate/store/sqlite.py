@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import json
 import os
@@ -319,8 +318,7 @@ class SqliteStore:
         partners = self._load()
         if pattern is None:
             return partners
-        wanted = pattern.strip().lower()
-        return [p for p in partners if any(fnmatch.fnmatchcase(name, wanted) for name in p.domains)]
+        return [p for p in partners if p.matches(pattern)]
 
     @_database_errors
     def record_authorization(self, local_bare: str, remote_bare: str) -> None:
