@@ -265,6 +265,56 @@ def test_a_dialback_answer_for_another_pair_is_refused() -> None:
     assert isinstance(events[-1], StreamClosed) and events[-1].condition == "improper-addressing"
 
 
+def _waiting_for_dialback_result() -> OutboundStream:
+    s = Settings.parse_triple("not_supported/not_supported/true")
+    out = OutboundStream(ctx("a.test", {"b.test": s}), "a.test", "b.test", s)
+    out.start()
+    feed(out, HEADER_B % b"s1", b"<stream:features><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>")
+    assert b"<db:result from='a.test' to='b.test'>" in out.data_to_send()
+    return out
+
+
+def test_a_dialback_error_is_not_a_stream_error() -> None:
+    """XEP-0220 2.4: the pair is not authenticated, the failure names the peer's condition (and no false
+    "not offered"), queued stanzas go back remote-server-timeout, and the stream ends without a stream error."""
+    out = _waiting_for_dialback_result()
+    events = feed(out, b"<db:result from='b.test' to='a.test' type='error'><error type='cancel'>"
+                  b"<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>")
+    assert kinds(events) == ["NegotiationFailed", "StreamClosed"]
+    failed, closed = events
+    assert isinstance(failed, NegotiationFailed) and failed.peer_error == "item-not-found"
+    assert failed.detail == "dialback_error_item-not-found"
+    assert not any(e.rule is Rule.NOT_OFFERED for e in failed.excluded)
+    assert isinstance(closed, StreamClosed) and closed.condition is None and not closed.by_peer
+    assert out.data_to_send() == b"</stream:stream>"
+    assert out.failure_condition == "remote-server-timeout" and not out.authenticated
+
+
+def test_a_dialback_error_without_a_condition_is_undefined_condition() -> None:
+    out = _waiting_for_dialback_result()
+    events = feed(out, b"<db:result from='b.test' to='a.test' type='error'/>")
+    failed = events[0]
+    assert isinstance(failed, NegotiationFailed) and failed.peer_error == "undefined-condition"
+    assert out.data_to_send() == b"</stream:stream>"
+
+
+def test_an_invalid_dialback_result_bounces_internal_server_error() -> None:
+    """XEP-0220 2.1.1: queued stanzas go back with internal-server-error; the stream ends."""
+    out = _waiting_for_dialback_result()
+    events = feed(out, b"<db:result from='b.test' to='a.test' type='invalid'/>")
+    assert kinds(events) == ["NegotiationFailed", "StreamClosed"]
+    assert isinstance(events[0], NegotiationFailed) and events[0].detail == "dialback_invalid"
+    assert events[0].peer_error is None
+    assert out.failure_condition == "internal-server-error" and out.closed
+
+
+def test_the_stream_closed_while_waiting_for_the_dialback_result_is_like_an_error() -> None:
+    out = _waiting_for_dialback_result()
+    events = feed(out, b"</stream:stream>")
+    assert kinds(events) == ["NegotiationFailed", "StreamClosed"]
+    assert out.failure_condition == "remote-server-timeout"
+
+
 # -- the verification stream ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("good_key", [True, False], ids=["key-valid", "key-invalid"])
 def test_verify_mode_asks_the_authoritative_server_and_closes(good_key: bool) -> None:
@@ -313,6 +363,21 @@ def test_verify_answer_with_another_id_is_a_stream_error() -> None:
     events = feed(verify, b"<db:verify from='a.test' to='b.test' id='other-id' type='valid'/>")
     assert not any(isinstance(e, DialbackVerifyAnswered) for e in events)
     assert isinstance(events[-1], StreamClosed) and events[-1].condition == "invalid-xml"
+
+
+@pytest.mark.parametrize("attrs", [b"from='c.test' to='b.test'", b"from='a.test' to='c.test'"])
+def test_verify_answer_for_another_pair_with_the_same_id_is_a_stream_error(attrs: bytes) -> None:
+    """XEP-0220 2.1.2: an answer must correlate to a request by from, to and id."""
+    verify = _verify_stream_waiting()
+    events = feed(verify, b"<db:verify " + attrs + b" id='orig-id' type='valid'/>")
+    assert not any(isinstance(e, DialbackVerifyAnswered) for e in events)
+    assert isinstance(events[-1], StreamClosed) and events[-1].condition == "invalid-xml"
+
+
+def test_verify_answer_error_without_a_condition_is_still_an_error() -> None:
+    verify = _verify_stream_waiting()
+    events = feed(verify, b"<db:verify from='a.test' to='b.test' id='orig-id' type='error'/>")
+    assert events[0] == DialbackVerifyAnswered("a.test", "b.test", "orig-id", False, "undefined-condition")
 
 
 def test_verify_answer_error_carries_the_condition() -> None:

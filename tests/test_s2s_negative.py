@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree.ElementTree import Element
@@ -17,6 +18,7 @@ import pytest
 from fedgate import dialback
 from fedgate.certs import TestCA
 from fedgate.policy import Method, Settings
+from fedgate.resolver import ResolutionError
 from fedgate.s2s import Authenticated, NegotiationFailed
 from fedgate.tls import Credentials, TlsContext, TrustAnchors, client_context, server_context
 from fedgate.xmlstream import STREAM_NS
@@ -142,14 +144,24 @@ async def refused(peer: RawPeer, condition: str) -> Outcome:
     return out
 
 
+@contextlib.asynccontextmanager
+async def partner_and_component(handler: Callable[[RawPeer], Awaitable[None]]) -> AsyncIterator[EchoComponent]:
+    """A fake p.test server run by ``handler``, and g.test's component to send through the gateway."""
+    server = await listen(PEER_IP, handler)
+    comp = EchoComponent(GW, "secret", GW_IP, 5347)
+    await comp.start()
+    try:
+        yield comp
+    finally:
+        await comp.stop()
+        server.close()
+
+
 # -- 1. outbound: TLS required, the partner offers no STARTTLS ----------------------------------------------------
 def test_outbound_never_sends_a_stanza_in_plain_text_when_tls_is_required(tmp_path: Path) -> None:
     async def scenario(env: Env) -> None:
         partner = FakePartner(PEER)  # no TLS context: its features offer dialback only
-        server = await listen(PEER_IP, partner)
-        comp = EchoComponent(GW, "secret", GW_IP, 5347)
-        await comp.start()
-        try:
+        async with partner_and_component(partner) as comp:
             comp.say(f"alice@{GW}", f"bob@{PEER}", "top secret body")
             err = await comp.next_error()
             assert stanza_error_condition(err) == "remote-server-not-found"
@@ -165,9 +177,6 @@ def test_outbound_never_sends_a_stanza_in_plain_text_when_tls_is_required(tmp_pa
             assert not partner.verify_requests and out.closed
             fails = [e for d, e in env.node.events if d == "out" and isinstance(e, NegotiationFailed)]
             assert [f.detail for f in fails] == ["starttls_not_offered"]
-        finally:
-            await comp.stop()
-            server.close()
 
     run(tmp_path, "required/optional/true", scenario)
 
@@ -448,3 +457,112 @@ def test_the_stream_error_reaches_a_peer_that_keeps_writing(tmp_path: Path) -> N
         await refused(peer, "policy-violation")
 
     run(tmp_path, "optional/optional/true", scenario, max_stanza_size=2000)
+
+
+# -- 6. XEP-0220 2.4: dialback errors ------------------------------------------------------------------------------
+def test_a_dialback_error_from_the_receiving_server_bounces_timeout_and_closes_politely(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """p.test answers our db:result with a dialback error: no stream error from us (the error is not fatal to
+    the stream), </stream:stream>, the queued stanza back remote-server-timeout, and the failure logged with
+    the peer's condition."""
+    seen: list[Outcome] = []
+
+    async def receiving(peer: RawPeer) -> None:
+        attrs = await peer.expect_header()
+        peer.send(header(attrs.get("from"), PEER, stream_id="rs-1"))
+        peer.send(b"<stream:features><dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>"
+                  b"</stream:features>")
+        request = await peer.next_element()
+        assert request.tag == dialback.RESULT
+        peer.send(f"<db:result from='{PEER}' to='{GW}' type='error'><error type='cancel'>"
+                  "<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>")
+        seen.append(await peer.read_until_closed())
+
+    async def scenario(env: Env) -> None:
+        async with partner_and_component(receiving) as comp:
+            comp.say(f"alice@{GW}", f"bob@{PEER}", "hello")
+            err = await comp.next_error()
+            assert stanza_error_condition(err) == "remote-server-timeout"
+            for _ in range(100):
+                if seen:
+                    break
+                await asyncio.sleep(0.02)
+            (out,) = seen
+            assert out.closed and out.condition is None and not out.elements, out
+            fails = [e for d, e in env.node.events if d == "out" and isinstance(e, NegotiationFailed)]
+            assert [(f.detail, f.peer_error) for f in fails] == [("dialback_error_item-not-found", "item-not-found")]
+            assert not env.authenticated("out")
+
+    with caplog.at_level("WARNING", logger="fedgate"):
+        run(tmp_path, "not_supported/not_supported/true", scenario)
+    lines = [r.getMessage() for r in caplog.records if PEER in r.getMessage()]
+    assert len(lines) == 1 and "the peer returned dialback error item-not-found" in lines[0], lines
+    assert "not offered" not in lines[0]
+
+
+async def _dialback_answer(env: Env) -> Element:
+    """p.test asks for dialback; the gateway's db:result answer after its connect-back."""
+    peer = await env.connect()
+    try:
+        await open_stream(peer)
+        peer.send(db_result("0123"))
+        answer = await peer.next_element(10)
+        assert answer.tag == dialback.RESULT and (answer.get("from"), answer.get("to")) == (GW, PEER)
+        assert not env.authenticated()
+        return answer
+    finally:
+        await peer.close()
+
+
+def test_an_error_from_the_authoritative_server_is_remote_server_not_found(tmp_path: Path) -> None:
+    """XEP-0220 2.4: an error in Step 3 is answered with a <remote-server-not-found/> dialback error."""
+
+    async def scenario(env: Env) -> None:
+        partner = FakePartner(PEER, verdict=lambda el: "error")
+        server = await listen(PEER_IP, partner)
+        try:
+            answer = await _dialback_answer(env)
+            assert answer.get("type") == "error" and dialback.error_condition(answer) == "remote-server-not-found"
+            assert partner.verify_requests
+        finally:
+            server.close()
+
+    run(tmp_path, "not_supported/not_supported/true", scenario)
+
+
+def test_an_authoritative_server_that_closes_without_answering_is_remote_server_timeout(tmp_path: Path) -> None:
+    async def authoritative(peer: RawPeer) -> None:
+        attrs = await peer.expect_header()
+        peer.send(header(attrs.get("from"), PEER, stream_id="as-1"))
+        peer.send(b"<stream:features/>")
+        assert (await peer.next_element()).tag == dialback.VERIFY
+        # returns: the connection is closed with </stream:stream> and no answer
+
+    async def scenario(env: Env) -> None:
+        server = await listen(PEER_IP, authoritative)
+        try:
+            answer = await _dialback_answer(env)
+            assert answer.get("type") == "error" and dialback.error_condition(answer) == "remote-server-timeout"
+        finally:
+            server.close()
+
+    run(tmp_path, "not_supported/not_supported/true", scenario)
+
+
+@pytest.mark.parametrize(("failure", "condition"), [
+    (lambda: ResolutionError("remote-server-not-found", "NXDOMAIN"), "remote-server-not-found"),
+    (lambda: ConnectionRefusedError("refused"), "remote-connection-failed"),
+], ids=["unresolvable", "refused"])
+def test_a_connect_back_that_fails_names_why(
+    tmp_path: Path, failure: Callable[[], Exception], condition: str
+) -> None:
+    async def scenario(env: Env) -> None:
+        async def fail(_domain: str) -> object:
+            raise failure()
+
+        env.node.gateway._open_connection = fail  # type: ignore[assignment,method-assign]
+        answer = await _dialback_answer(env)
+        assert answer.get("type") == "error" and dialback.error_condition(answer) == condition
+
+    run(tmp_path, "not_supported/not_supported/true", scenario)

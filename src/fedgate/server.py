@@ -21,7 +21,7 @@ from xml.etree.ElementTree import Element
 
 from . import component as component_proto
 from .errors import StreamError
-from .explain import failure_reason
+from .explain import exclusion_text, failure_reason
 from .i18n import t
 from .partners import GatewaySettings, Partner, PartnerType
 from .policy import Method, Settings, allows
@@ -305,6 +305,8 @@ class _OutboundLink:
         self.ready = False
         self.done = False
         self._flush_pending = False
+        # Why the stream failed, for the bounces of what was queued (English, like every bounce text).
+        self.failure_text = ""
         # time.monotonic() of the last stanza either way (inactivity) and of our last write (keep-alives).
         self.last_activity = 0.0
         self.last_write = 0.0
@@ -663,7 +665,7 @@ class Gateway:
             error = "remote-server-timeout"
         except (OSError, TlsError, ResolutionError) as exc:
             log.info("dialback connect-back to %s failed: %s", ev.originating, exc)
-            error = "remote-connection-failed"
+            error = _verify_error(exc)
         if machine.closed:
             return
         events = machine.dialback_verified(ev.originating, ev.receiving, valid, error)
@@ -692,11 +694,21 @@ class Gateway:
         return await answer
 
     async def _run_verify_link(self, pair: tuple[str, str], link: _VerifyLink) -> None:
+        """Carry ``db:verify`` requests to one authoritative server. What the originating server is told when
+        this fails follows XEP-0220 2.4: an error answer (Step 3) is ``remote-server-not-found``, as is a name
+        that does not resolve or a ``host-unknown`` stream error; a connection that cannot be made is
+        ``remote-connection-failed``; a stream that ends (or times out) without answering is
+        ``remote-server-timeout``."""
+        unanswered = "remote-server-timeout"
+
         def answered(ev: S2SEvent) -> None:
+            nonlocal unanswered
             if isinstance(ev, DialbackVerifyAnswered):
                 waiter = link.waiters.pop(ev.stream_id, None)
                 if waiter is not None and not waiter.done():
-                    waiter.set_result((ev.valid, ev.error))
+                    waiter.set_result((ev.valid, "remote-server-not-found" if ev.error else None))
+            elif isinstance(ev, StreamClosed) and ev.by_peer and ev.condition == "host-unknown":
+                unanswered = "remote-server-not-found"
 
         limit = self.settings.stream_establishment_timeout
         deadline = time.monotonic() + limit
@@ -707,15 +719,16 @@ class Gateway:
                 await self._drive_outbound(link.machine, link.conn, None, answered, deadline)
             finally:
                 await link.conn.close()
-        except (OSError, TlsError, ResolutionError, TimeoutError) as exc:
+        except (OSError, TlsError, ResolutionError) as exc:
             log.info("dialback verification stream to %s ended: %s", link.machine.remote_domain, exc)
+            unanswered = _verify_error(exc)
         finally:
             link.closed = True
             if self._verify_links.get(pair) is link:
                 del self._verify_links[pair]
             for waiter in link.waiters.values():
                 if not waiter.done():
-                    waiter.set_result((False, "remote-connection-failed"))
+                    waiter.set_result((False, unanswered))
 
     # -- outbound S2S ------------------------------------------------------------------------------------------
     async def _open_connection(self, remote_domain: str) -> _Connection:
@@ -771,7 +784,9 @@ class Gateway:
                     self._outbound_failed(link.local_domain, link.remote_domain, detail, str(exc))
                 raise _LinkFailed("remote-server-not-found", str(exc)) from exc
             if not link.ready:
-                raise _LinkFailed("remote-server-not-found", "could not authenticate with the partner")
+                # After a dialback error or "invalid", XEP-0220 2.1.1 names the condition (the machine knows).
+                raise _LinkFailed(machine.failure_condition or "remote-server-not-found",
+                                  link.failure_text or "could not authenticate with the partner")
         except _LinkFailed as exc:
             condition, text = exc.condition, exc.text
         finally:
@@ -919,6 +934,8 @@ class Gateway:
                     link.send(stanza)
             elif isinstance(ev, NegotiationFailed):
                 self._log_failure(ev)
+                if link is not None and (ev.peer_error is not None or ev.detail == "dialback_invalid"):
+                    link.failure_text = _failure_text(ev, "en")
 
     def _log_failure(self, ev: NegotiationFailed, error: str = "") -> None:
         """Count a failed negotiation and log one line for the administrator: the policy engine's reasons, or
@@ -929,9 +946,8 @@ class Gateway:
                        error=error or "-", limit=self.settings.connection_limit)
             log.warning("%s", t("s2s.outbound_failed", None, partner=ev.remote_domain, reason=reason))
             return
-        reasons = failure_reason(ev.excluded, fallback=ev.detail)
         log.warning("%s", t("s2s.negotiation_failed", None, partner=ev.remote_domain, direction=ev.direction,
-                            reasons=reasons))
+                            reasons=_failure_text(ev)))
 
     # -- components --------------------------------------------------------------------------------------------
     async def _accept_component(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -982,6 +998,29 @@ class _Directory:
 _OUTSIDE_NEGOTIATION = frozenset(
     {"establishment_timeout", "resolution_failed", "connect_failed", "tls_failed", "connection_limit"}
 )
+
+
+def _verify_error(exc: Exception) -> str:
+    """The dialback error (XEP-0220 2.4) for a verification stream that failed with ``exc``."""
+    if isinstance(exc, ResolutionError):
+        return "remote-server-not-found"
+    if isinstance(exc, TimeoutError):  # an OSError too
+        return "remote-server-timeout"
+    return "remote-connection-failed"
+
+
+def _failure_text(ev: NegotiationFailed, lang: str | None = None) -> str:
+    """Why a negotiation failed: what the peer answered to our dialback request, if that is why, then the
+    policy engine's reasons for every method passed over."""
+    head = []
+    if ev.peer_error is not None:
+        head.append(t("s2s.reason.dialback_error", lang, condition=ev.peer_error))
+    elif ev.detail == "dialback_invalid":
+        head.append(t("s2s.reason.dialback_invalid", lang))
+    reasons = "; ".join(exclusion_text(e, lang) for e in ev.excluded)
+    if head:
+        return "; ".join([*head, reasons] if reasons else head)
+    return failure_reason(ev.excluded, lang, fallback=ev.detail)
 
 
 class _LinkFailed(Exception):

@@ -64,13 +64,15 @@ class StanzaReceived:
 @dataclass(frozen=True)
 class NegotiationFailed:
     """No method could be agreed. ``excluded`` says which side's which setting (or offer) ruled out each
-    method, in the policy engine's terms; ``detail`` is a stable code."""
+    method, in the policy engine's terms; ``detail`` is a stable code. ``peer_error`` is the condition of a
+    dialback error the peer returned (XEP-0220 2.4), when that is why."""
 
     local_domain: str
     remote_domain: str
     direction: Direction
     excluded: tuple[Exclusion, ...]
     detail: str
+    peer_error: str | None = None
 
 
 @dataclass(frozen=True)

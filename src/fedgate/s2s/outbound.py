@@ -75,7 +75,8 @@ class OutboundStream(StreamMachine):
         self.keep_open = keep_open
         self.verification = verify is not None or keep_open
         self._verify_queue: list[VerifyRequest] = [verify] if verify is not None else []
-        self._verify_pending: dict[str, VerifyRequest] = {}
+        # Requests sent, by (originating, receiving, stream id): an answer must match all three (XEP-0220 2.1.2).
+        self._verify_pending: dict[tuple[str, str, str], VerifyRequest] = {}
         self.stream_id: str | None = None
         self.method: Method | None = None
         self._state = _State.HEADER
@@ -86,6 +87,8 @@ class OutboundStream(StreamMachine):
         self._excluded: list[Exclusion] = []
         # The detail code a failure before authentication is reported with.
         self._failure_detail = "stream_closed"
+        # The stanza error for what was queued for this stream when it fails (None: the caller's default).
+        self.failure_condition: str | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -110,7 +113,7 @@ class OutboundStream(StreamMachine):
 
     def _flush_verify(self) -> None:
         for v in self._verify_queue:
-            self._verify_pending[v.stream_id] = v
+            self._verify_pending[(v.originating, v.receiving, v.stream_id)] = v
             self._send(dialback.verify_request(v.receiving, v.originating, v.stream_id, v.key))
         self._verify_queue.clear()
 
@@ -258,17 +261,35 @@ class OutboundStream(StreamMachine):
         method = Method.TLS_DIALBACK if self.secure else Method.TCP_DIALBACK
         if kind == "valid":
             self._ready(method, events)
+            return
+        self._state = _State.DONE
+        if kind == "invalid":
+            # XEP-0220 2.1.1: the key was deemed bogus; queued stanzas go back with internal-server-error. The
+            # receiving server closes the stream; so do we.
+            self.failure_condition = "internal-server-error"
+            detail, peer_error = "dialback_invalid", None
         else:
-            condition = dialback.error_condition(el)
-            self._excluded.append(Exclusion(method, "remote", Rule.NOT_OFFERED))
-            self._negotiation_failed(events, f"dialback_{kind or 'unknown'}" + (f"_{condition}" if condition else ""))
+            # XEP-0220 2.4: a dialback error is not fatal to the stream, the domain pair is simply not
+            # authenticated, and queued stanzas go back with remote-server-timeout.
+            self.failure_condition = "remote-server-timeout"
+            peer_error = dialback.error_condition(el) or "undefined-condition"
+            detail = f"dialback_error_{peer_error}" if kind == "error" else "dialback_unknown"
+        events.append(
+            NegotiationFailed(self.local_domain, self.remote_domain, "out", self._why(), detail, peer_error)
+        )
+        # Nothing else is authenticated or pending on this stream (one domain pair per outgoing stream): it
+        # ends politely, with no stream error, since the peer did nothing wrong.
+        events += self.close()
 
     def _on_verify_answer(self, el: Element, events: list[S2SEvent]) -> None:
-        v = self._verify_pending.pop(el.get("id") or "", None)
-        if v is None or domain_of(el.get("from")) != v.originating:
-            raise StreamError("invalid-xml", "db:verify answer does not match the request")
+        key = (domain_of(el.get("from")) or "", domain_of(el.get("to")) or "", el.get("id") or "")
+        v = self._verify_pending.pop(key, None)
+        if v is None:
+            raise StreamError("invalid-xml", "db:verify answer does not match a request (from, to and id)")
         kind = el.get("type")
-        error = dialback.error_condition(el) if kind == "error" else None
+        error = None
+        if kind not in ("valid", "invalid"):
+            error = dialback.error_condition(el) or "undefined-condition"
         events.append(DialbackVerifyAnswered(v.originating, v.receiving, v.stream_id, kind == "valid", error))
         if not self.keep_open and not self.verify_pending:
             self._state = _State.DONE
@@ -295,6 +316,9 @@ class OutboundStream(StreamMachine):
 
     def _on_failed_before_auth(self, events: list[S2SEvent]) -> None:
         if self._state not in (_State.READY, _State.DONE) and not self.verification:
+            if self._state is _State.DIALBACK and self._failure_detail == "stream_closed":
+                # XEP-0220 2.1.1: closed while we waited for the dialback result: as for a dialback error.
+                self.failure_condition = "remote-server-timeout"
             self._state = _State.DONE
             events.append(
                 NegotiationFailed(self.local_domain, self.remote_domain, "out", self._why(), self._failure_detail)
