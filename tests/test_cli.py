@@ -200,6 +200,33 @@ def test_negotiate_all_json_has_324_pairs() -> None:
     assert sum(p["method"] is None for p in pairs) > 0
 
 
+@pytest.mark.parametrize("lang", ["en", "zh-TW", "ja"])
+@pytest.mark.parametrize(
+    ("args", "option", "needles"),
+    [
+        (["--local", "required/optional/maybe", "--remote", "required/required/true"], "--local",
+         ["dialback", "maybe", "true, false"]),
+        (["--local", "required/required/true", "--remote", "required/sometimes/true"], "--remote",
+         ["sasl", "sometimes", "not_supported"]),
+        (["--local", "required/optional", "--remote", "required/required/true"], "--local", ["TLS/SASL/DIALBACK"]),
+    ],
+)
+def test_negotiate_bad_sides_name_the_option(lang: str, args: list[str], option: str, needles: list[str]) -> None:
+    line = assert_one_line_error(run("--lang", lang, "policy", "negotiate", *args), 2, option, *needles)
+    assert line.startswith(t("cli.line.error", lang, message=option))
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"), [("::1", "ipv6_needs_brackets"), ("h:1:2", "too_many_colons")]
+)
+def test_proxy_fqdn_with_colons_says_what_is_wrong(db: Path, value: str, problem: str) -> None:
+    for lang in ("en", "zh-TW", "ja"):
+        line = assert_one_line_error(fedgate(db, "partner", "new", "a.example", "--proxy-fqdn", value, lang=lang), 2,
+                                     "proxy_fqdn", t(f"problem.{problem}", lang))
+        assert t("problem.port", lang) not in line
+    assert fedgate(db, "partner", "new", "a.example", "--proxy-fqdn", "[::1]:5269").exit_code == 0
+
+
 def test_negotiate_usage_errors() -> None:
     assert_one_line_error(run("policy", "negotiate", "--local", "required/required/true"), 2, "--remote")
     assert_one_line_error(run("policy", "negotiate", "--all", "--local", "required/required/true"), 2, "--all")

@@ -42,3 +42,11 @@ def test_every_message_in_every_language(key: str) -> None:
 )
 def test_language_from_environment(env: dict[str, str], lang: str) -> None:
     assert i18n.detect_language(env) == lang
+
+
+@pytest.mark.parametrize(("lang", "word", "instead"), [("zh-TW", "協力廠商", "協力夥伴")])
+def test_one_word_for_partner(lang: str, word: str, instead: str) -> None:
+    """A partner is called the same everywhere in a language."""
+    uses = [key for key, texts in i18n.CATALOGUE.items() if word in texts[lang]]
+    assert uses == [], f"{uses}: say {instead}"
+    assert any(instead in texts[lang] for texts in i18n.CATALOGUE.values())

@@ -142,6 +142,9 @@ def test_proxy_fqdn_is_host_and_optional_port(value: str, normal: str | None) ->
         ("[::1", "bad_host"),
         ("[nothost]:5269", "bad_host"),
         ("a b:5269", "space"),
+        ("::1", "ipv6_needs_brackets"),
+        ("2001:db8::1:5269", "ipv6_needs_brackets"),
+        ("h:1:2", "too_many_colons"),
     ],
 )
 def test_bad_proxy_fqdn_names_the_field(value: str, problem: str) -> None:
@@ -244,3 +247,14 @@ def test_gateway_numbers_must_be_positive(field: str) -> None:
     with pytest.raises(FieldError) as info:
         GatewaySettings.parse(**{field: "0"})
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("passphrase", "problem"),
+    [("has a space in the middle", "space"), ("tab\tinside-a-long-passphrase", "space"),
+     ("bell\x07inside-a-long-passphrase", "control_character"), ("short", "too_short")],
+)
+def test_bad_passphrases_say_what_is_wrong(passphrase: str, problem: str) -> None:
+    with pytest.raises(FieldError) as info:
+        GatewaySettings(dialback_passphrase=passphrase)
+    assert (info.value.field, info.value.problem) == ("dialback_passphrase", problem)

@@ -112,3 +112,11 @@ def test_values_that_are_not_text_are_refused_naming_the_field(parse: Any, field
         parse(value)
     assert exc.value.field == field
     assert len(exc.value.allowed) >= 2
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-TW", "ja"])
+def test_outcome_text_is_punctuated_as_sentences(lang: str) -> None:
+    for out in [*policy.all_pairs(), *policy.all_pairs(initiator_certificate_valid=False)]:
+        text = outcome_text(out, lang)
+        assert not any(bad in text for bad in (".;", ". ;", "。；", "。;", "..", "。。")), text
+        assert text.endswith("." if lang == "en" else "。"), text

@@ -32,10 +32,17 @@ def outcome_text(outcome: Outcome, lang: str | None = None) -> str:
         head = t("negotiate.uses", lang, method=method_name(outcome.method, lang))
     else:
         head = t("negotiate.failed", lang)
-    return "; ".join([head, *(exclusion_text(e, lang) for e in outcome.excluded)])
+    if not outcome.excluded:
+        return head
+    return t("negotiate.with_reasons", lang, verdict=head, reasons=exclusions_text(outcome.excluded, lang))
+
+
+def exclusions_text(excluded: Iterable[Exclusion], lang: str | None = None) -> str:
+    """Every rule that ruled a method out, in one run of clauses (no closing full stop)."""
+    return t("negotiate.reason_separator", lang).join(exclusion_text(e, lang) for e in excluded)
 
 
 def failure_reason(excluded: Iterable[Exclusion], lang: str | None = None, *, fallback: str | None = None) -> str:
     """The one-line reason for a failed negotiation, in the policy engine's words: every rule that ruled a
     method out, or ``fallback`` (default: "no method is allowed by both sides") when none was recorded."""
-    return "; ".join(exclusion_text(e, lang) for e in excluded) or fallback or t("negotiate.no_common_method", lang)
+    return exclusions_text(excluded, lang) or fallback or t("negotiate.no_common_method", lang)

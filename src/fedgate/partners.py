@@ -166,6 +166,12 @@ def parse_proxy_fqdn(value: object) -> str | None:
         except ValueError:
             raise FieldError("proxy_fqdn", value, "bad_host") from None
     else:
+        if value.count(":") > 1:
+            try:
+                ipaddress.IPv6Address(value)
+            except ValueError:
+                raise FieldError("proxy_fqdn", value, "too_many_colons") from None
+            raise FieldError("proxy_fqdn", value, "ipv6_needs_brackets")
         if value.count(":") == 1:
             host, port = value.split(":")
         try:
@@ -230,7 +236,9 @@ def parse_passphrase(value: object) -> str | None:
         raise FieldError("dialback_passphrase", value, "not_text")
     if len(value) < MIN_PASSPHRASE_LENGTH:
         raise FieldError("dialback_passphrase", "…", "too_short")
-    if any(c.isspace() or not c.isprintable() for c in value):
+    if any(c.isspace() for c in value):
+        raise FieldError("dialback_passphrase", "…", "space")
+    if not value.isprintable():
         raise FieldError("dialback_passphrase", "…", "control_character")
     return value
 

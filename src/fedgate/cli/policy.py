@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from .. import policy as engine
 from ..explain import method_name, note_text, outcome_text
 from ..i18n import t
+from ..partners import FieldError
 from ..policy import Evaluation, Note, Settings
 from .output import FORMATS_TABLE_JSON, FORMATS_WITH_CSV, key_values, note_line, table, to_csv, to_json, yes_no
-from .types import FieldType, LineUsageError, choice
+from .types import FieldType, LineUsageError, ValueUsageError, choice
 
 
 def _methods(evaluation: Evaluation, none: str = "-") -> str:
@@ -96,18 +99,30 @@ def check(ctx: click.Context, tls: engine.Tls, sasl: engine.Sasl, dialback: bool
     return 0 if evaluation.valid else 1
 
 
-def _triple(value: object) -> Settings:
-    if isinstance(value, Settings):
-        return value
-    if not isinstance(value, str):
-        raise engine.SettingError("settings", value, ("TLS/SASL/DIALBACK",))
-    return Settings.parse_triple(value)
+def _triple(option: str) -> Callable[[object], Settings]:
+    """The parser of ``--local`` / ``--remote``: a refused value names the option, then the part at fault."""
+
+    def parse(value: object) -> Settings:
+        if isinstance(value, Settings):
+            return value
+        if not isinstance(value, str) or value.count("/") != 2:
+            raise FieldError(option, value, "not_triple", "settings_triple")
+        try:
+            return Settings.parse_triple(value)
+        except engine.SettingError as error:
+            choices = ", ".join(error.allowed)
+            given = error.value if isinstance(error.value, str) else repr(error.value)
+            raise ValueUsageError(
+                t("cli.error.triple_part", field=option, value=value, part=error.field, given=given, choices=choices)
+            ) from None
+
+    return parse
 
 
 @policy.command()
-@click.option("--local", "local", type=FieldType("local", _triple, "TLS/SASL/DIALBACK"),
+@click.option("--local", "local", type=FieldType("local", _triple("--local"), "TLS/SASL/DIALBACK"),
               help="Our settings for the partner, e.g. required/optional/true.")
-@click.option("--remote", "remote", type=FieldType("remote", _triple, "TLS/SASL/DIALBACK"),
+@click.option("--remote", "remote", type=FieldType("remote", _triple("--remote"), "TLS/SASL/DIALBACK"),
               help="The partner's settings for us.")
 @click.option("--initiator-cert-invalid", is_flag=True,
               help="The initiating side's certificate is not valid for its domain (rules out SASL EXTERNAL).")

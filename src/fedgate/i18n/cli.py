@@ -80,6 +80,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "--all：--local や --remote と一緒には使えません。"
         "--all だけ、または --local と --remote の両方を指定してください",
     },
+    "cli.error.triple_part": {
+        "en": "{field}: '{value}' is not allowed: its {part} part '{given}' is not one of {choices}. "
+        "Allowed: TLS/SASL/DIALBACK, e.g. required/optional/true",
+        "zh-TW": "{field}：不接受「{value}」：其中 {part} 的部分「{given}」不是 {choices} 之一。"
+        "可用的值：TLS/SASL/DIALBACK，例如 required/optional/true",
+        "ja": "{field}：「{value}」は指定できません。{part} の部分「{given}」が {choices} のどれでもありません。"
+        "指定できる値：TLS/SASL/DIALBACK（例：required/optional/true）",
+    },
     "cli.error.exists": {
         "en": "{field}: {domain} is already taken by partner {owner}. Allowed: a domain no partner uses yet",
         "zh-TW": "{field}：{domain} 已被協力夥伴 {owner} 使用。可用的值：尚未被任何協力夥伴使用的網域",
@@ -172,6 +180,21 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "contains a port: ports go in proxy_fqdn",
         "zh-TW": "含有連接埠：連接埠請設定在 proxy_fqdn",
         "ja": "ポートが含まれています。ポートは proxy_fqdn で指定します",
+    },
+    "problem.ipv6_needs_brackets": {
+        "en": "an IPv6 address goes in brackets, such as [::1] or [::1]:5269",
+        "zh-TW": "IPv6 位址必須放在方括號內，例如 [::1] 或 [::1]:5269",
+        "ja": "IPv6 アドレスは [::1] や [::1]:5269 のように角かっこで囲みます",
+    },
+    "problem.too_many_colons": {
+        "en": "more than one ':', but only the one before the port may appear; IPv6 addresses go in brackets",
+        "zh-TW": "「:」超過一個，但只有連接埠前面的那一個可以出現；IPv6 位址請放在方括號內",
+        "ja": "「:」が複数ありますが、使えるのはポートの前の一つだけです。IPv6 アドレスは角かっこで囲みます",
+    },
+    "problem.not_triple": {
+        "en": "not three parts separated by '/'",
+        "zh-TW": "不是以「/」分隔的三個部分",
+        "ja": "「/」で区切った三つの部分になっていません",
     },
     "problem.empty_label": {
         "en": "has an empty label (two dots in a row, or a dot at the start)",
@@ -308,6 +331,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "an existing file or folder",
         "zh-TW": "已存在的檔案或資料夾",
         "ja": "既存のファイルかフォルダー",
+    },
+    "allowed.settings_triple": {
+        "en": "TLS/SASL/DIALBACK, e.g. required/optional/true",
+        "zh-TW": "TLS/SASL/DIALBACK，例如 required/optional/true",
+        "ja": "TLS/SASL/DIALBACK（例：required/optional/true）",
     },
     "allowed.settings": {
         "en": "TLS/SASL/DIALBACK settings that leave at least one method (see fedgate policy matrix)",

@@ -42,7 +42,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "SASL is allowed but TLS is not required. SASL only works inside TLS, so whether it can be "
         "used depends on the partner agreeing to TLS; negotiation may fail with some partners.",
         "zh-TW": "允許 SASL，但 TLS 並非必要。SASL 只能在 TLS 之內運作，能否使用取決於對方是否同意 TLS；"
-        "與部分協力廠商的交涉可能會失敗。",
+        "與部分協力夥伴的交涉可能會失敗。",
         "ja": "SASL は許可されていますが TLS は必須ではありません。SASL は TLS の中でしか動かないため、"
         "使えるかどうかは相手が TLS に応じるかどうか次第で、相手によっては交渉に失敗します。",
     },
@@ -107,6 +107,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh-TW": "雙方沒有共同的驗證方式，交涉失敗。",
         "ja": "双方に共通の方式がなく、交渉は失敗します。",
     },
+    "negotiate.with_reasons": {
+        "en": "{verdict} Ruled out: {reasons}.",
+        "zh-TW": "{verdict}排除的原因：{reasons}。",
+        "ja": "{verdict}除外の理由：{reasons}。",
+    },
+    "negotiate.reason_separator": {"en": "; ", "zh-TW": "；", "ja": "；"},
     "negotiate.no_common_method": {
         "en": "no method is allowed by both sides",
         "zh-TW": "沒有雙方都允許的方式",
