@@ -409,8 +409,9 @@ def test_inbound_restart_after_sasl_offers_nothing_more() -> None:
     assert [e.stream_id for e in events if isinstance(e, StreamOpened)] == ["b-1", "b-2"]  # new id after TLS
     events = feed(inbound, HEADER_A)
     assert kinds(events) == ["StreamOpened"]
+    assert [e.stream_id for e in events if isinstance(e, StreamOpened)] == ["b-3"]  # new id after SASL too
     sent = inbound.data_to_send()
-    assert sent.endswith(b"<stream:features/>") and b"id='b-2'" in sent
+    assert sent.endswith(b"<stream:features/>") and b"id='b-3'" in sent and b"id='b-2'" not in sent
     # SASL is done: a second <auth/> is refused, not a second authentication.
     events = feed(inbound, b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
     assert not any(isinstance(e, Authenticated) for e in events)

@@ -123,6 +123,8 @@ async def sasl(env: Env, peer: RawPeer) -> None:
     assert (await peer.next_element()).tag == f"{{{SASL_NS}}}success"
     peer.restart()
     assert len(await open_stream(peer)) == 0  # nothing left to negotiate
+    ids = [h["id"] for h in peer.headers]
+    assert len(ids) == 3 and len(set(ids)) == 3, ids  # a new stream id after TLS and after SASL (RFC 6120)
 
 
 def message(frm: str, to: str, body: str = "hi") -> bytes:

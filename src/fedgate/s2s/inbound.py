@@ -119,7 +119,9 @@ class InboundStream(StreamMachine):
         if ev.attrs.get("version", "0.0").split(".")[0] != "1":
             raise StreamError("unsupported-version", "XMPP version 1.0 is required")
         assert self.settings is not None
-        if restart and not self._sasl_done:
+        if restart:
+            # RFC 6120 5.4.3.3 (after TLS) and 6.4.6 (after SASL): a new response header with a new stream ID,
+            # never the old one.
             self.stream_id = self._ctx.new_stream_id()
         self._write_header(
             to=self.remote_domain, from_=self.local_domain, stream_id=self.stream_id, dialback=self.settings.dialback
