@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import stat
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 
 from fedgate import config
@@ -140,3 +142,52 @@ def test_probe_with_config_presents_our_certificate(tmp_path: Path) -> None:
         store.close()
     assert without["sasl_mechanisms"] == [] and without["settings"]["sasl_observed"] is False
     assert with_config["sasl_mechanisms"] == ["EXTERNAL"] and with_config["settings"]["sasl_observed"] is True
+
+
+def test_init_header_names_the_database_serve_uses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command the header suggests works from any directory: its --db is the file `fedgate serve` opens,
+    so a partner added with it is the partner the gateway sees."""
+    monkeypatch.chdir(tmp_path)
+    assert run("init", "--dev", "--dir", "conf").exit_code == 0
+    text = (tmp_path / "conf" / "fedgate.toml").read_text()
+    match = re.search(r"fedgate --db (\S+) partner new", text)
+    assert match is not None, text
+    suggested = Path(match.group(1))
+    cfg = config.load(tmp_path / "conf" / "fedgate.toml")
+    assert suggested.is_absolute() and suggested == cfg.database
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = run("--db", str(suggested), "partner", "new", "partner.example", "--tls", "required", "--sasl",
+                 "optional", "--dialback", "--partner-type", "federated")
+    assert result.exit_code == 0, result.stderr
+    store = SqliteStore(cfg.database)
+    try:
+        assert [p.domain for p in store.list_partners()] == ["partner.example"]
+    finally:
+        store.close()
+    # The commented file says where metrics are and that bodies are logged only with log_message_bodies.
+    assert "log_message_bodies" in text and "metrics" in text
+    assert not (tmp_path / "conf" / "admin-token").exists()  # init writes no token; serve does
+
+
+def test_init_state_dir_matches_the_systemd_unit(tmp_path: Path) -> None:
+    """deploy/fedgate.service can write only its state directory: the config `fedgate init --state-dir` writes
+    (the command the unit documents) keeps the database and the admin token there, not next to the config."""
+    unit = (Path(__file__).parent.parent / "deploy" / "fedgate.service").read_text()
+    settings = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
+    writable = {Path(p) for p in settings["ReadWritePaths"].split()}
+    writable.add(Path("/var/lib") / settings["StateDirectory"])
+    documented = re.search(r"fedgate init --dir (\S+) --state-dir (\S+)", unit)
+    assert documented is not None
+    config_dir, state_dir = Path(documented.group(1)), Path(documented.group(2))
+    assert f"--config {config_dir / 'fedgate.toml'}" in settings["ExecStart"]
+    assert state_dir in writable and config_dir not in writable
+    # The same command, rooted in tmp_path.
+    root = tmp_path / "root"
+    result = run("init", "--dir", str(root / config_dir.relative_to("/")),
+                 "--state-dir", str(root / state_dir.relative_to("/")))
+    assert result.exit_code == 0, result.stderr
+    cfg = config.load(root / config_dir.relative_to("/") / "fedgate.toml")
+    assert cfg.database == root / state_dir.relative_to("/") / "fedgate.sqlite3"
+    assert cfg.admin_token_file == root / state_dir.relative_to("/") / "admin-token"

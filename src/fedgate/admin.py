@@ -1,5 +1,6 @@
 """The admin endpoint of a running gateway, on loopback: ``/health`` for load balancers, ``/metrics`` for
 Prometheus, ``/status`` (live streams, components, queues; needs the admin token) for ``fedgate status``.
+The optional metrics endpoint (``listen.metrics``) answers ``/health`` and ``/metrics`` only, without a token.
 
 HTTP is spoken by h11 (sans-IO), so this module is only the asyncio glue and the three answers.
 """
@@ -51,7 +52,10 @@ class GatewayCollector(Collector):
             auth.add_metric([direction, method], n)
         yield auth
         failures = CounterMetricFamily(
-            "fedgate_negotiation_failures", "S2S negotiations that found no usable method", labels=["reason"]
+            "fedgate_negotiation_failures",
+            "S2S streams that failed before authenticating, by reason (a fixed set of codes; a peer's own "
+            "dialback error text is counted as dialback_other)",
+            labels=["reason"],
         )
         for reason, n in sorted(g.stats.negotiation_failures.items()):
             failures.add_metric([reason], n)
@@ -65,13 +69,19 @@ class GatewayCollector(Collector):
             bounces.add_metric([condition], n)
         yield bounces
         yield CounterMetricFamily("fedgate_dropped", "Error stanzas that could not be bounced", value=g.stats.dropped)
-        traffic = CounterMetricFamily("fedgate_bytes", "Bytes on S2S and component sockets", labels=["direction"])
+        traffic = CounterMetricFamily(
+            "fedgate_bytes", "Bytes on the wire on S2S and component sockets (TLS records included, both ways)",
+            labels=["direction"],
+        )
         traffic.add_metric(["in"], g.stats.bytes_in)
         traffic.add_metric(["out"], g.stats.bytes_out)
         yield traffic
-        queue = GaugeMetricFamily("fedgate_queue_depth", "Stanzas waiting for an S2S stream", labels=["partner"])
-        for (_, remote), link in sorted(g.links.items()):
-            queue.add_metric([remote], len(link.queue))
+        queue = GaugeMetricFamily(
+            "fedgate_queue_depth", "Stanzas waiting for an outbound S2S stream, by our domain and the partner's",
+            labels=["local", "partner"],
+        )
+        for (local, remote), link in sorted(g.links.items()):
+            queue.add_metric([local, remote], len(link.queue))
         yield queue
         yield GaugeMetricFamily("fedgate_components", "Connected XEP-0114 components", value=len(g.components))
 
@@ -87,7 +97,9 @@ def status(gateway: Gateway) -> dict[str, object]:
 
 
 class AdminServer:
-    def __init__(self, gateway: Gateway, token: str) -> None:
+    """``token`` None: the metrics endpoint, which answers ``/health`` and ``/metrics`` and nothing else."""
+
+    def __init__(self, gateway: Gateway, token: str | None) -> None:
         self.gateway = gateway
         self.token = token
         self.registry = CollectorRegistry()
@@ -113,7 +125,7 @@ class AdminServer:
             return 200, "text/plain", b"ok\n"
         if path == "/metrics":
             return 200, "text/plain; version=0.0.4", generate_latest(self.registry)
-        if path == "/status":
+        if path == "/status" and self.token is not None:
             expected = f"Bearer {self.token}".encode()
             if authorization is None or not hmac.compare_digest(authorization.encode(), expected):
                 return 401, "text/plain", b"admin token required\n"

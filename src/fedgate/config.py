@@ -1,7 +1,8 @@
 """``fedgate.toml``: what ``fedgate serve`` runs. Read once, checked whole, turned into plain data.
 
 Every problem is a ``ConfigError`` naming the key (``listen.s2s[1]``, ``domain[0].certificate``) so the
-administrator gets one line that says what to fix, and nothing starts.
+administrator gets one line that says what to fix, and nothing starts. Certificates, keys and CA files are
+loaded here too: a file that is not PEM, or a key that does not belong to its certificate, is a config error.
 
 Example::
 
@@ -19,7 +20,8 @@ Example::
     [listen]
     s2s = ["0.0.0.0:5269"]
     component = "127.0.0.1:5347"
-    admin = "127.0.0.1:5380"              # status, /metrics, /health; loopback only
+    admin = "127.0.0.1:5380"              # /status (token), /metrics, /health; loopback only
+    metrics = "0.0.0.0:9269"              # optional: /metrics and /health only, no token, any address
 
     [trust]
     system = true                         # the system's CA store
@@ -28,6 +30,19 @@ Example::
     [dns]
     use_srv = true
     static_routes = { }                   # "partner.example" = "host:port", for tests and odd networks
+
+    [admin]
+    token_file = "admin-token"            # made 0600 by `fedgate serve`; `fedgate status` reads it
+
+Prometheus metrics are always on the admin address; ``listen.metrics`` adds a second address that serves
+only ``/metrics`` and ``/health`` (no token), for a Prometheus server or a load balancer that is not on this
+machine. Message bodies are never logged unless the gateway setting ``log_message_bodies`` is on
+(``fedgate gateway set``: it lives in the database, not in this file).
+
+On SIGHUP ``fedgate serve`` reads this file again. Certificates, keys, trust anchors, domains and their
+component secrets, logging and ``[dns]`` apply at once; ``listen.*``, ``gateway.database`` and
+``admin.token_file`` only after a restart (a line in the log says so). A reload with an error changes
+nothing.
 """
 
 from __future__ import annotations
@@ -39,7 +54,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from OpenSSL import SSL
+
 from .errors import FedgateError
+from .i18n import t
 from .partners import normalize_domain
 from .resolver import Resolver, parse_host_port
 from .server import GatewayConfig, LocalDomain
@@ -66,10 +84,39 @@ class ServeConfig:
     log_format: str = "text"
     log_level: str = "info"
     source: dict[str, Any] = field(default_factory=dict, repr=False)
+    # /metrics and /health without the token, on an address of the administrator's choosing.
+    metrics_listen: tuple[str, int] | None = None
 
     def admin_token(self) -> str:
-        """The token ``fedgate status`` sends; made (0600) on first use."""
+        """The token ``fedgate serve`` expects; made (0600) on first use."""
         return ensure_token(self.admin_token_file)
+
+    def read_admin_token(self) -> str:
+        """The token of a running gateway, for ``fedgate status``: read only, never made."""
+        try:
+            token = self.admin_token_file.read_text().strip()
+        except FileNotFoundError:
+            raise ConfigError("admin.token_file", t("ops.config.token_missing", path=str(self.admin_token_file))) \
+                from None
+        except OSError as exc:
+            raise ConfigError("admin.token_file", t("ops.config.token_unreadable", path=str(self.admin_token_file),
+                                                    error=exc.strerror or str(exc))) from None
+        if not token:
+            raise ConfigError("admin.token_file", t("ops.config.token_missing", path=str(self.admin_token_file)))
+        return token
+
+    def restart_keys(self, fresh: ServeConfig) -> list[str]:
+        """The keys changed in ``fresh`` that a running gateway applies only after a restart."""
+        old, new = self.gateway, fresh.gateway
+        pairs: list[tuple[str, object, object]] = [
+            ("listen.s2s", old.s2s_listen, new.s2s_listen),
+            ("listen.component", old.component_listen, new.component_listen),
+            ("listen.admin", self.admin_listen, fresh.admin_listen),
+            ("listen.metrics", self.metrics_listen, fresh.metrics_listen),
+            ("gateway.database", self.database, fresh.database),
+            ("admin.token_file", self.admin_token_file, fresh.admin_token_file),
+        ]
+        return [key for key, before, after in pairs if before != after]
 
 
 def ensure_token(path: Path) -> str:
@@ -131,6 +178,40 @@ def _file(base: Path, value: object, key: str, *, must_exist: bool = True) -> Pa
     return path
 
 
+def _ssl_text(error: SSL.Error) -> str:
+    parts = [str(item[-1]) for item in (error.args[0] if error.args and isinstance(error.args[0], list) else [])
+             if isinstance(item, tuple) and item and item[-1]]
+    return "; ".join(parts) or str(error) or type(error).__name__
+
+
+def _check_credentials(credentials: Credentials, prefix: str) -> None:
+    """Load the chain and the key the way the TLS contexts will, naming the key that is wrong."""
+    ctx = SSL.Context(SSL.TLS_METHOD)
+    try:
+        ctx.use_certificate_chain_file(str(credentials.cert_chain))
+    except SSL.Error as exc:
+        raise ConfigError(prefix + "certificate", t("ops.config.bad_certificate", path=str(credentials.cert_chain),
+                                                    error=_ssl_text(exc))) from None
+    try:
+        SSL.Context(SSL.TLS_METHOD).use_privatekey_file(str(credentials.key))  # alone: is it a key at all?
+    except SSL.Error as exc:
+        raise ConfigError(prefix + "key", t("ops.config.bad_key", path=str(credentials.key),
+                                            error=_ssl_text(exc))) from None
+    try:
+        ctx.use_privatekey_file(str(credentials.key))
+        ctx.check_privatekey()
+    except SSL.Error:
+        raise ConfigError(prefix + "key", t("ops.config.key_mismatch", path=str(credentials.key),
+                                            certificate=str(credentials.cert_chain))) from None
+
+
+def _check_cafile(path: Path, key: str) -> None:
+    try:
+        SSL.Context(SSL.TLS_METHOD).load_verify_locations(str(path))
+    except SSL.Error as exc:
+        raise ConfigError(key, t("ops.config.bad_cafile", path=str(path), error=_ssl_text(exc))) from None
+
+
 def load(path: Path) -> ServeConfig:
     """Read and check ``path``; raises ``ConfigError`` naming the first bad key."""
     try:
@@ -174,10 +255,11 @@ def parse(raw: dict[str, Any], base: Path, path: Path) -> ServeConfig:
                 _file(base, entry.get("certificate"), prefix + "certificate"),
                 _file(base, entry.get("key"), prefix + "key"),
             )
+            _check_credentials(credentials, prefix)
         domains[name] = LocalDomain(name, credentials, _str(entry, "component_secret", prefix))
 
     listen = _table(raw, "listen")
-    _unknown(listen, "listen.", {"s2s", "component", "admin"})
+    _unknown(listen, "listen.", {"s2s", "component", "admin", "metrics"})
     s2s_raw = listen.get("s2s", ["127.0.0.1:5269"])
     if not isinstance(s2s_raw, list) or not s2s_raw:
         raise ConfigError("listen.s2s", "must be a non-empty list of HOST:PORT")
@@ -188,6 +270,13 @@ def parse(raw: dict[str, Any], base: Path, path: Path) -> ServeConfig:
     admin_listen = None if admin in (None, "", False) else _address(admin, "listen.admin", 5380)
     if admin_listen is not None and not ipaddress.ip_address(admin_listen[0]).is_loopback:
         raise ConfigError("listen.admin", "the admin endpoint must listen on a loopback address")
+    metrics = listen.get("metrics")
+    metrics_listen = None if metrics in (None, "", False) else _address(metrics, "listen.metrics", 9269)
+    taken = {"listen.admin": admin_listen, "listen.component": component_listen,
+             **{f"listen.s2s[{i}]": a for i, a in enumerate(s2s)}}
+    for other, address in taken.items():
+        if metrics_listen is not None and address == metrics_listen:
+            raise ConfigError("listen.metrics", t("ops.config.same_address", other=other))
 
     trust_t = _table(raw, "trust")
     _unknown(trust_t, "trust.", {"system", "cafiles"})
@@ -198,6 +287,8 @@ def parse(raw: dict[str, Any], base: Path, path: Path) -> ServeConfig:
     if not isinstance(cafiles_raw, list):
         raise ConfigError("trust.cafiles", "must be a list of file paths")
     cafiles = tuple(_file(base, v, f"trust.cafiles[{i}]") for i, v in enumerate(cafiles_raw))
+    for i, cafile in enumerate(cafiles):
+        _check_cafile(cafile, f"trust.cafiles[{i}]")
 
     dns_t = _table(raw, "dns")
     _unknown(dns_t, "dns.", {"use_srv", "static_routes", "timeout"})
@@ -227,4 +318,5 @@ def parse(raw: dict[str, Any], base: Path, path: Path) -> ServeConfig:
         resolver=resolver,
         source_address=source_address,
     )
-    return ServeConfig(path, database, gateway, admin_listen, token_file, log_format, log_level, raw)
+    return ServeConfig(path, database, gateway, admin_listen, token_file, log_format, log_level, raw,
+                       metrics_listen=metrics_listen)

@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 from xml.etree.ElementTree import Element
 
 from . import component as component_proto
-from .errors import StreamError
+from .errors import STANZA_ERROR_TYPES, StreamError
 from .explain import exclusion_text, failure_reason
 from .i18n import t
 from .partners import GatewaySettings, Partner, PartnerType
@@ -135,7 +135,9 @@ class StreamRecord:
     stanzas_out: int = 0
     authenticated_at: float | None = None
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self, queue: int | None = None) -> dict[str, object]:
+        """``queue``: stanzas waiting for this stream (outbound streams; None for inbound ones, which carry
+        nothing of ours)."""
         return {
             "id": self.id,
             "direction": self.direction,
@@ -150,19 +152,54 @@ class StreamRecord:
             "authenticated_at": self.authenticated_at,
             "stanzas_in": self.stanzas_in,
             "stanzas_out": self.stanzas_out,
+            "queue": queue,
         }
+
+
+# What NegotiationFailed.detail can say, as a bounded set of codes for counters and metric labels. The detail
+# of a dialback failure carries the peer's type attribute and error condition: anything not known here is
+# counted under a fixed code, so a peer cannot create label values.
+FAILURE_CODES: frozenset[str] = frozenset(
+    {
+        "starttls_refused", "starttls_not_offered", "starttls_required_by_peer", "no_method_offered",
+        "stream_closed", "establishment_timeout", "closed_before_authentication", "dialback_invalid",
+        "dialback_error", "dialback_unknown", "resolution_failed", "connect_failed", "tls_failed",
+        "connection_limit",
+        *(f"dialback_error_{condition}" for condition in STANZA_ERROR_TYPES),
+    }
+)
+FAILURE_OTHER = "other"
+FAILURE_DIALBACK_OTHER = "dialback_other"
+
+
+def failure_code(detail: str) -> str:
+    """``detail`` if it is one of FAILURE_CODES, else ``dialback_other`` or ``other``."""
+    if detail in FAILURE_CODES:
+        return detail
+    return FAILURE_DIALBACK_OTHER if detail.startswith("dialback_") else FAILURE_OTHER
+
+
+class FailureCounter(Counter[str]):
+    """A Counter whose keys are failure codes: any detail is counted under ``failure_code(detail)``."""
+
+    def __getitem__(self, key: str) -> int:
+        return super().__getitem__(failure_code(key))
+
+    def __setitem__(self, key: str, value: int) -> None:
+        super().__setitem__(failure_code(key), value)
 
 
 @dataclass
 class GatewayStats:
-    """Counters the metrics endpoint reads at scrape time (plain ints: nothing on the hot path but +=)."""
+    """Counters the metrics endpoint reads at scrape time (plain ints: nothing on the hot path but +=). Bytes
+    are counted on the wire: TLS records (handshakes included) as they leave and arrive, not plaintext."""
 
     stanzas_in: int = 0
     stanzas_out: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
     bounces: Counter[str] = field(default_factory=Counter)
-    negotiation_failures: Counter[str] = field(default_factory=Counter)
+    negotiation_failures: Counter[str] = field(default_factory=FailureCounter)  # by failure_code
     authentications: Counter[tuple[str, str]] = field(default_factory=Counter)  # (direction, method)
     dropped: int = 0
 
@@ -212,18 +249,24 @@ class _Connection:
     def write(self, plaintext: bytes) -> None:
         if not plaintext or self.writer.is_closing():
             return
-        self.stats.bytes_out += len(plaintext)
         if self.tls is not None and self.tls.handshake_complete:
             self.tls.send(plaintext)
-            self.writer.write(self.tls.data_to_send())
+            self._write_wire(self.tls.data_to_send())
         else:
-            self.writer.write(plaintext)
+            self._write_wire(plaintext)
+
+    def _write_wire(self, data: bytes) -> None:
+        """Bytes as they go on the socket (TLS records once TLS is on): what ``bytes_out`` counts, like
+        ``bytes_in``."""
+        if data:
+            self.stats.bytes_out += len(data)
+            self.writer.write(data)
 
     def begin_tls(self, context: TlsContext, *, server_side: bool, server_name: str | None) -> None:
         self.tls = TlsSession(context, server_side=server_side, server_name=server_name)
         if not server_side:
             self.tls.start()
-            self.writer.write(self.tls.data_to_send())
+            self._write_wire(self.tls.data_to_send())
 
     async def read(self, timeout: float | None) -> bytes | None:
         """Plaintext from the peer; ``None`` at end of stream. Handshake records are answered here."""
@@ -239,9 +282,7 @@ class _Connection:
             try:
                 plain = self.tls.receive_data(raw)
             finally:
-                out = self.tls.data_to_send()
-                if out:
-                    self.writer.write(out)
+                self._write_wire(self.tls.data_to_send())
             if not was_complete and self.tls.handshake_complete:
                 self.tls_just_completed = True
                 return plain
@@ -256,7 +297,7 @@ class _Connection:
         with contextlib.suppress(Exception):
             if self.tls is not None and self.tls.handshake_complete:
                 self.tls.close()
-                self.writer.write(self.tls.data_to_send())
+                self._write_wire(self.tls.data_to_send())
             await self.writer.drain()
             # FIN after </stream:stream>, then read what the peer still sends until its FIN: closing with
             # unread input makes the kernel send a reset, and the peer's kernel would discard our stream error.
@@ -268,6 +309,14 @@ class _Connection:
         self.writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.writer.wait_closed(), 2)
+
+
+def _tls_contexts(config: GatewayConfig) -> tuple[TlsContext | None, dict[str, TlsContext]]:
+    """The server context (every domain with a certificate, picked by SNI) and a client context per domain."""
+    creds = {d.domain: d.credentials for d in config.domains.values() if d.credentials is not None}
+    server_tls = server_context(creds, config.trust) if creds else None
+    client_tls = {d.domain: client_context(d.credentials, config.trust) for d in config.domains.values()}
+    return server_tls, client_tls
 
 
 def _certificate_text(info: TlsInfo, domain: str | None) -> str:
@@ -357,21 +406,21 @@ class Gateway:
         self._tasks: set[asyncio.Task[None]] = set()
         self._inbound_machines: dict[int, tuple[InboundStream, _Connection]] = {}
         self.stats = GatewayStats()
-        creds = {d.domain: d.credentials for d in config.domains.values() if d.credentials is not None}
-        self._server_tls = server_context(creds, config.trust) if creds else None
-        self._client_tls: dict[str, TlsContext] = {
-            d.domain: client_context(d.credentials, config.trust) for d in config.domains.values()
-        }
+        self._server_tls, self._client_tls = _tls_contexts(config)
         # Listeners for callers (tests, metrics): called with each S2S event as it happens.
         self.listeners: list[Callable[[str, S2SEvent], None]] = []
 
     def replace_credentials(self, config: GatewayConfig) -> None:
-        """SIGHUP: new certificates and trust anchors for new connections; live streams keep theirs."""
-        self.config.trust = config.trust
+        """SIGHUP: what can change while running, for new connections (live streams keep theirs): domains,
+        their certificates and component secrets, trust anchors, DNS (static routes, SRV) and the source
+        address. Every TLS context is built first; if one fails (``TlsError``, ``ValueError``) nothing has
+        changed. The listen addresses are not touched: they need a restart."""
+        server_tls, client_tls = _tls_contexts(config)
         self.config.domains = config.domains
-        creds = {d.domain: d.credentials for d in config.domains.values() if d.credentials is not None}
-        self._server_tls = server_context(creds, config.trust) if creds else None
-        self._client_tls = {d.domain: client_context(d.credentials, config.trust) for d in config.domains.values()}
+        self.config.trust = config.trust
+        self.config.resolver = config.resolver
+        self.config.source_address = config.source_address
+        self._server_tls, self._client_tls = server_tls, client_tls
 
     # -- policy ------------------------------------------------------------------------------------------------
     def policy_directory(self) -> _Directory:
@@ -413,13 +462,21 @@ class Gateway:
     def settings(self) -> GatewaySettings:
         return self.policy.gateway
 
-    def _context(self) -> S2SContext:
+    def _context(self, local_domain: str | None = None) -> S2SContext:
+        """What a machine consults. ``has_certificate`` is for ``local_domain`` (an outbound stream's own
+        domain); without one (an inbound stream, whose domain its header names later), whether any domain
+        has a certificate."""
+        if local_domain is not None:
+            served = self.config.domains.get(local_domain)
+            has_certificate = served is not None and served.credentials is not None
+        else:
+            has_certificate = self._server_tls is not None
         return S2SContext(
             is_local_domain=self.config.domains.__contains__,
             settings_for=self.policy.settings_for,
             dialback_secret=self.policy.passphrase,
             max_stanza_size=self.settings.max_stanza_size,
-            has_certificate=True,
+            has_certificate=has_certificate,
         )
 
     # -- life cycle --------------------------------------------------------------------------------------------
@@ -487,7 +544,13 @@ class Gateway:
             _end_stream(machine, conn, condition, text, hang_up=True)
 
     def live_streams(self) -> list[dict[str, object]]:
-        return [r.as_dict() for r in self.streams.values() if r.method is not None]
+        """Authenticated streams for ``fedgate status``; an outbound one with the stanzas waiting for it."""
+        queues = {link.record.id: len(link.queue) for link in self.links.values() if link.record is not None}
+        return [
+            r.as_dict(queues.get(r.id, 0) if r.direction == "out" else None)
+            for r in self.streams.values()
+            if r.method is not None
+        ]
 
     # -- routing -----------------------------------------------------------------------------------------------
     def route(self, stanza: Element, origin: Origin) -> None:

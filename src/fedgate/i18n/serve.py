@@ -45,4 +45,53 @@ MESSAGES: dict[str, dict[str, str]] = {
     "ops.col.age": {"en": "age", "zh-TW": "存續時間", "ja": "経過時間"},
     "ops.col.stanzas_in": {"en": "in", "zh-TW": "收到", "ja": "受信"},
     "ops.col.stanzas_out": {"en": "out", "zh-TW": "送出", "ja": "送信"},
+    "ops.col.queue": {"en": "queued", "zh-TW": "排隊中", "ja": "待機中"},
+    # --- problems in fedgate.toml (the key is named by ops.config_error) ------------------------------------
+    "ops.config.bad_certificate": {
+        "en": "{path} is not a usable PEM certificate chain ({error})",
+        "zh-TW": "{path} 不是可用的 PEM 憑證鏈（{error}）",
+        "ja": "{path} は使用できる PEM 証明書チェーンではありません（{error}）",
+    },
+    "ops.config.bad_key": {
+        "en": "{path} is not a usable PEM private key ({error})",
+        "zh-TW": "{path} 不是可用的 PEM 私密金鑰（{error}）",
+        "ja": "{path} は使用できる PEM 秘密鍵ではありません（{error}）",
+    },
+    "ops.config.key_mismatch": {
+        "en": "{path} is not the private key of the certificate {certificate}",
+        "zh-TW": "{path} 不是憑證 {certificate} 的私密金鑰",
+        "ja": "{path} は証明書 {certificate} の秘密鍵ではありません",
+    },
+    "ops.config.bad_cafile": {
+        "en": "{path} holds no usable PEM CA certificate ({error})",
+        "zh-TW": "{path} 中沒有可用的 PEM CA 憑證（{error}）",
+        "ja": "{path} に使用できる PEM CA 証明書がありません（{error}）",
+    },
+    "ops.config.same_address": {
+        "en": "the same address as {other}; choose another",
+        "zh-TW": "與 {other} 的位址相同，請換一個",
+        "ja": "{other} と同じアドレスです。別のアドレスを指定してください",
+    },
+    "ops.config.token_missing": {
+        "en": "{path} does not exist or is empty: start the gateway (fedgate serve) first, it writes the token",
+        "zh-TW": "{path} 不存在或是空的：請先啟動閘道（fedgate serve），它會寫入權杖",
+        "ja": "{path} が存在しないか空です。先にゲートウェイ（fedgate serve）を起動してください"
+        "（トークンはそこで作成されます）",
+    },
+    "ops.config.token_unreadable": {
+        "en": "cannot read {path}: {error}",
+        "zh-TW": "無法讀取 {path}：{error}",
+        "ja": "{path} を読み取れません：{error}",
+    },
+    # --- SIGHUP --------------------------------------------------------------------------------------------
+    "ops.reload_failed": {
+        "en": "reload refused, still running with the previous configuration: {key}: {problem}",
+        "zh-TW": "拒絕重新載入，繼續使用先前的設定：{key}：{problem}",
+        "ja": "再読み込みを拒否しました。以前の設定のまま動作しています：{key}：{problem}",
+    },
+    "ops.restart_needed": {
+        "en": "{key} changed in {path}: it takes effect only after a restart",
+        "zh-TW": "{path} 中的 {key} 已變更：需重新啟動才會生效",
+        "ja": "{path} の {key} が変更されました。再起動するまで反映されません",
+    },
 }
