@@ -514,6 +514,23 @@ def test_gateway_set_changes_only_named_fields_and_warns(db: Path) -> None:
     assert "パートナーごとの接続数上限" in table
 
 
+@pytest.mark.parametrize("lang", ["en", "zh-TW", "ja"])
+def test_gateway_refuses_a_partner_limit_above_the_total(db: Path, lang: str) -> None:
+    fedgate(db, "gateway", "set", "--connection-limit", "100")
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    for args in (["--partner-connection-limit", "101"], ["--connection-limit", "19"],
+                 ["--connection-limit", "50", "--partner-connection-limit", "60", "--keepalive-interval", "5"]):
+        line = assert_one_line_error(fedgate(db, "gateway", "set", *args, lang=lang), 1,
+                                     "partner_connection_limit", "connection_limit")
+        assert line.startswith(t("cli.line.error", lang, message="partner_connection_limit"))
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    shown = json.loads(fedgate(db, "gateway", "get", "--format", "json").stdout)
+    assert (shown["connection_limit"], shown["partner_connection_limit"], shown["keepalive_interval"]) == (100, 20, 300)
+    assert fedgate(db, "gateway", "set", "--partner-connection-limit", "100").exit_code == 0  # equal is fine
+    both = fedgate(db, "gateway", "set", "--connection-limit", "500", "--partner-connection-limit", "300")
+    assert both.exit_code == 0
+
+
 def test_gateway_refuses_invalid_unlisted_settings(db: Path) -> None:
     fedgate(db, "gateway", "get")
     before = hashlib.sha256(db.read_bytes()).hexdigest()

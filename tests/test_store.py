@@ -182,6 +182,21 @@ def test_gateway_settings_persist_and_only_named_ones_change(db: Path) -> None:
     assert g.partner_connection_limit == 20
 
 
+def test_modify_gateway_writes_nothing_when_the_change_refuses(db: Path) -> None:
+    with SqliteStore(db) as s:
+        s.update_gateway(connection_limit=100)
+        before, revision = digest(db), s.revision()
+        with pytest.raises(FieldError) as info:
+            s.modify_gateway(lambda g: g.changed(partner_connection_limit=101).check_limits())
+        assert (info.value.field, info.value.problem, dict(info.value.details)) == (
+            "partner_connection_limit", "above_connection_limit", {"connection_limit": 100})
+        assert s.revision() == revision
+        assert s.get_gateway().partner_connection_limit == 20
+        assert s.modify_gateway(lambda g: g.changed(keepalive_interval=5)).keepalive_interval == 5
+        assert s.get_gateway().connection_limit == 100
+    assert digest(db) != before
+
+
 def test_dialback_passphrase_is_made_once_and_kept(db: Path) -> None:
     with SqliteStore(db) as s:
         assert s.get_gateway().dialback_passphrase is None

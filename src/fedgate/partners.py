@@ -42,13 +42,22 @@ class FieldError(SettingError):
 
     ``problem`` is a stable code for what is wrong (message key ``problem.<problem>``); the allowed form is
     described by the message key ``allowed.<kind>``, or listed in ``allowed`` for a closed set of values.
+    ``details`` fills in the problem's text (``problem.above_connection_limit`` names the other limit).
     """
 
     def __init__(
-        self, field_name: str, value: object, problem: str, kind: str | None = None, allowed: tuple[str, ...] = ()
+        self,
+        field_name: str,
+        value: object,
+        problem: str,
+        kind: str | None = None,
+        allowed: tuple[str, ...] = (),
+        *,
+        details: Mapping[str, object] | None = None,
     ) -> None:
         self.problem = problem
         self.kind = kind or field_name
+        self.details: Mapping[str, object] = details or {}  # fields of the problem's text
         super().__init__(field_name, value, allowed or (f"<{self.kind}>",))
         self.args = (f"{field_name}: {value!r} is not allowed ({problem})",)
 
@@ -422,6 +431,20 @@ class GatewaySettings:
     def changed(self, **changes: object) -> GatewaySettings:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return GatewaySettings.parse(**{**values, **changes})
+
+    def check_limits(self) -> GatewaySettings:
+        """These settings, when the per-partner connection limit is within the total; else ``FieldError``
+        (``above_connection_limit``) naming both fields. Not checked on construction: a store written before this
+        rule (or a test of the total limit alone) still loads; ``fedgate gateway set`` refuses such a change."""
+        if self.partner_connection_limit > self.connection_limit:
+            raise FieldError(
+                "partner_connection_limit",
+                self.partner_connection_limit,
+                "above_connection_limit",
+                "partner_connection_limit",
+                details={"connection_limit": self.connection_limit},
+            )
+        return self
 
     def as_dict(self, *, show_secrets: bool = False) -> dict[str, Any]:
         """JSON-ready values. The passphrase is left out unless ``show_secrets``; ``..._set`` says if there is one."""

@@ -90,7 +90,9 @@ def set_(ctx: click.Context, state: State, /, regenerate_dialback_passphrase: bo
         changes["dialback_passphrase"] = new_passphrase()
     if not changes:
         raise LineUsageError(t("cli.error.nothing_to_change"))
-    updated = state.store().update_gateway(**changes)
+    # Within one transaction, so that two changes made at once cannot together leave the per-partner limit above
+    # the total; a refusal (exit 1) writes nothing.
+    updated = state.store().modify_gateway(lambda current: current.changed(**changes).check_limits())
     click.echo(t("cli.gateway.updated"))
     if updated.unlisted_domains is not None:
         for note in evaluate(updated.unlisted_domains).warnings:

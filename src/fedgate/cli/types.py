@@ -35,7 +35,7 @@ def setting_error_text(error: SettingError) -> str:
             "cli.error.value_problem",
             field=error.field,
             value=value,
-            problem=t(f"problem.{error.problem}"),
+            problem=t(f"problem.{error.problem}", **error.details),
             allowed=allowed_text(error),
         )
     return t("cli.error.value", field=error.field, value=value, allowed=allowed_text(error))

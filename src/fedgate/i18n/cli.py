@@ -248,6 +248,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "problem.not_number": {"en": "not a number", "zh-TW": "不是數字", "ja": "数ではありません"},
     "problem.out_of_range": {"en": "out of range", "zh-TW": "超出範圍", "ja": "範囲外です"},
+    "problem.above_connection_limit": {
+        "en": "more than connection_limit, which is {connection_limit}",
+        "zh-TW": "大於 connection_limit（目前為 {connection_limit}）",
+        "ja": "connection_limit（現在 {connection_limit}）より大きい値です",
+    },
     "problem.unknown_field": {"en": "no such field", "zh-TW": "沒有這個欄位", "ja": "そのような項目はありません"},
     "problem.same_as_domain": {
         "en": "the partner's own domain cannot also be an additional domain",
@@ -280,6 +285,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "a whole number, 1 or more, or 'default' for the gateway's partner_connection_limit",
         "zh-TW": "1 以上的整數，或以「default」沿用閘道的 partner_connection_limit",
         "ja": "1 以上の整数、またはゲートウェイの partner_connection_limit に従う「default」",
+    },
+    "allowed.partner_connection_limit": {
+        "en": "a whole number from 1 up to connection_limit (set both in one command to move them together)",
+        "zh-TW": "1 到 connection_limit 之間的整數（要一起調整兩者，請在同一個指令中同時設定）",
+        "ja": "1 から connection_limit までの整数（両方を動かすときは一つのコマンドで同時に指定します）",
     },
     "allowed.description": {
         "en": "one line of text, at most 1024 characters",

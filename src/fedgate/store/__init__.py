@@ -113,6 +113,11 @@ class PartnerStore(Protocol):
         """Changes only the named gateway fields; returns the result."""
         ...
 
+    def modify_gateway(self, change: Callable[[GatewaySettings], GatewaySettings]) -> GatewaySettings:
+        """Stores ``change(settings)``, read inside the same write transaction (as ``modify_partner``); whatever
+        ``change`` raises is raised and nothing is written. Returns the stored result."""
+        ...
+
     def dialback_passphrase(self) -> str:
         """The dialback secret; generated with ``secrets`` and stored on first use."""
         ...

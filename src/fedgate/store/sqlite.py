@@ -362,11 +362,16 @@ class SqliteStore:
             [(key, json.dumps(values[key])) for key in keys],
         )
 
-    @_database_errors
     def update_gateway(self, **changes: object) -> GatewaySettings:
+        return self.modify_gateway(lambda current: current.changed(**changes))
+
+    @_database_errors
+    def modify_gateway(self, change: Callable[[GatewaySettings], GatewaySettings]) -> GatewaySettings:
         with self._transaction() as db:
-            updated = self.get_gateway().changed(**changes)
-            self._write_gateway(db, updated, list(changes))
+            current = self.get_gateway()
+            updated = change(current)
+            before, after = current.as_dict(show_secrets=True), updated.as_dict(show_secrets=True)
+            self._write_gateway(db, updated, [key for key in GATEWAY_FIELDS if before[key] != after[key]])
         return updated
 
     @_database_errors
