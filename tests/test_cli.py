@@ -22,7 +22,7 @@ from click.testing import CliRunner, Result
 from fedgate import policy
 from fedgate.cli import cli
 from fedgate.cli.types import FieldType
-from fedgate.explain import note_text, outcome_text
+from fedgate.explain import exclusion_text, note_text, outcome_text
 from fedgate.i18n import t
 from fedgate.policy import Note, Settings
 
@@ -194,10 +194,29 @@ def test_negotiate_all_json_has_324_pairs() -> None:
     assert result.exit_code == 0
     pairs = json.loads(result.stdout)
     assert len(pairs) == 324
-    assert pairs == [o.as_dict() for o in policy.all_pairs()]
+    outcomes = policy.all_pairs()
+    assert [{k: v for k, v in p.items() if k != "explanation"} for p in pairs] == [o.as_dict() for o in outcomes]
     assert {"local", "remote", "method", "reason"} <= set(pairs[0])
     assert set(pairs[0]["local"]) == {"tls", "sasl", "dialback"}
     assert sum(p["method"] is None for p in pairs) > 0
+    for pair in pairs:
+        assert ("explanation" in pair) is (pair["method"] is None)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-TW", "ja"])
+def test_negotiate_all_json_explains_each_failed_pair_in_words(lang: str) -> None:
+    pairs = json.loads(run("--lang", lang, "policy", "negotiate", "--all", "--format", "json").stdout)
+    failed = [(p, o) for p, o in zip(pairs, policy.all_pairs(), strict=True) if p["method"] is None]
+    assert failed
+    for pair, outcome in failed:
+        assert pair["reason"] == "no_common_method"  # the stable code stays
+        assert pair["explanation"] == outcome_text(outcome, lang)
+        for exclusion in outcome.excluded:  # which side's which setting ruled out which method
+            assert exclusion_text(exclusion, lang) in pair["explanation"]
+    single = run("--lang", lang, "policy", "negotiate", "--local", "required/required/false", "--remote",
+                 "optional/not_supported/true", "--format", "json")
+    assert single.exit_code == 1
+    assert json.loads(single.stdout)["explanation"].startswith(t("negotiate.failed", lang))
 
 
 @pytest.mark.parametrize("lang", ["en", "zh-TW", "ja"])

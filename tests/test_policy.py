@@ -120,3 +120,47 @@ def test_outcome_text_is_punctuated_as_sentences(lang: str) -> None:
         text = outcome_text(out, lang)
         assert not any(bad in text for bad in (".;", ". ;", "。；", "。;", "..", "。。")), text
         assert text.endswith("." if lang == "en" else "。"), text
+
+
+# Why a side's settings rule a method out, written from the README's words rather than from the engine: each
+# method with the settings that stop it and the code the engine must give for that.
+_RULED_OUT_BY: dict[str, list[tuple[str, Any]]] = {
+    "sasl_tls": [
+        ("tls_not_supported", lambda s: s["tls"] == "not_supported"),  # SASL EXTERNAL needs TLS ...
+        ("sasl_not_supported", lambda s: s["sasl"] == "not_supported"),  # ... and SASL
+    ],
+    "tls_dialback": [
+        ("tls_not_supported", lambda s: s["tls"] == "not_supported"),
+        ("dialback_off", lambda s: not s["dialback"]),
+        ("tls_and_sasl_required", lambda s: s["tls"] == "required" and s["sasl"] == "required"),  # dialback inert
+    ],
+    "tcp_dialback": [
+        ("tls_required", lambda s: s["tls"] == "required"),  # TLS required never allows plain TCP
+        ("dialback_off", lambda s: not s["dialback"]),
+    ],
+}
+_SETTING_OF = {"tls_not_supported": "tls", "sasl_not_supported": "sasl", "dialback_off": "dialback",
+               "tls_required": "tls", "tls_and_sasl_required": "sasl", "certificate_invalid": "certificate"}
+
+
+@pytest.mark.parametrize("cert_ok", [True, False])
+def test_all_324_pairs_give_the_reasons_the_rule_gives(matrix_file: dict[str, Any], cert_ok: bool) -> None:
+    rows = matrix_file["rows"]
+    order = ["sasl_tls", "tls_dialback", "tcp_dialback"]
+    for lr, rr in itertools.product(rows, rows):
+        out = negotiate(Settings.parse(lr["tls"], lr["sasl"], lr["dialback"]),
+                        Settings.parse(rr["tls"], rr["sasl"], rr["dialback"]), initiator_certificate_valid=cert_ok)
+        chosen = out.method.value if out.method else None
+        passed_over = order[: order.index(chosen)] if chosen else order
+        expected = []
+        for method in passed_over:
+            for side, row in (("local", lr), ("remote", rr)):
+                rules = [code for code, applies in _RULED_OUT_BY[method] if applies(row)]
+                # The rule and the shared matrix agree on what one side allows.
+                assert bool(rules) is (method not in row["expected_methods"]), (method, row)
+                expected += [{"method": method, "side": side, "setting": _SETTING_OF[r], "rule": r} for r in rules]
+            if method == "sasl_tls" and not cert_ok:
+                expected.append({"method": method, "side": "local", "setting": "certificate",
+                                 "rule": "certificate_invalid"})
+        assert [e.as_dict() for e in out.excluded] == expected, (lr, rr, cert_ok)
+        assert out.reason == (None if chosen else "no_common_method")

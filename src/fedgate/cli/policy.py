@@ -119,6 +119,15 @@ def _triple(option: str) -> Callable[[object], Settings]:
     return parse
 
 
+def _outcome_json(outcome: engine.Outcome) -> dict[str, object]:
+    """The outcome's stable codes; a failed one also says in words (the chosen language) which side's which setting
+    ruled out which method."""
+    values = outcome.as_dict()
+    if not outcome.ok:
+        values["explanation"] = outcome_text(outcome)
+    return values
+
+
 @policy.command()
 @click.option("--local", "local", type=FieldType("local", _triple("--local"), "TLS/SASL/DIALBACK"),
               help="Our settings for the partner, e.g. required/optional/true.")
@@ -138,7 +147,7 @@ def negotiate(
             raise LineUsageError(t("cli.error.all_with_sides"))
         outcomes = engine.all_pairs(initiator_certificate_valid=valid_cert)
         if fmt == "json":
-            click.echo(to_json([o.as_dict() for o in outcomes]))
+            click.echo(to_json([_outcome_json(o) for o in outcomes]))
         else:
             headers = [t("side.local"), t("side.remote"), t("cli.heading.method")]
             click.echo(table(headers, ([str(o.local), str(o.remote), o.method or "-"] for o in outcomes)))
@@ -146,5 +155,5 @@ def negotiate(
     if local is None or remote is None:
         raise LineUsageError(t("cli.error.sides_required"))
     outcome = engine.negotiate(local, remote, initiator_certificate_valid=valid_cert)
-    click.echo(to_json(outcome.as_dict()) if fmt == "json" else outcome_text(outcome))
+    click.echo(to_json(_outcome_json(outcome)) if fmt == "json" else outcome_text(outcome))
     return 0 if outcome.ok else 1
