@@ -16,7 +16,7 @@ import pytest
 from fedgate.certs import TestCA
 from fedgate.policy import Settings
 from fedgate.resolver import Resolver
-from fedgate.s2s import Authenticated, StreamClosed
+from fedgate.s2s import Authenticated, StanzaReceived, StreamClosed
 
 from .net.components import EchoComponent, error_condition
 from .net.gateways import Node, make_node
@@ -396,3 +396,45 @@ def test_connect_failure_is_logged_once(tmp_path: Path, caplog: pytest.LogCaptur
         asyncio.run(main())
     lines = [r.getMessage() for r in caplog.records if "b.test" in r.getMessage()]
     assert len(lines) == 1 and lines[0].startswith("could not establish a stream to b.test: the connection failed")
+
+
+def test_a_stanza_sent_as_the_partner_closes_goes_on_a_new_stream(tmp_path: Path) -> None:
+    """b ends our authenticated outbound stream. A stanza routed at that very moment (queued on the closing
+    link) is sent once more on a new stream, not bounced; and the closing link is out of the routing table
+    before its socket is closed, so later stanzas open a new link too."""
+
+    async def main() -> None:
+        a, b = await _two(tmp_path, False)
+        key = ("a.test", "b.test")
+        in_table_at_close: list[bool] = []
+        try:
+            a.gateway.send_to_partner("a.test", "b.test", _presence())
+            await _wait(lambda: any(isinstance(e, StanzaReceived) for d, e in b.events if d == "in"))
+            link = a.gateway.links[key]
+            assert link.conn is not None
+            real_close = link.conn.close
+
+            async def close() -> None:
+                in_table_at_close.append(a.gateway.links.get(key) is link)
+                await real_close()
+
+            link.conn.close = close  # type: ignore[method-assign]
+
+            def on_event(direction: str, ev: object) -> None:
+                if direction == "out" and isinstance(ev, StreamClosed) and ev.by_peer:
+                    late = Element("{jabber:server}presence", {"from": "x@a.test", "to": "y@b.test", "id": "late"})
+                    a.gateway.send_to_partner("a.test", "b.test", late)
+
+            a.gateway.listeners.append(on_event)
+            b.events.clear()
+            b.gateway.close_streams()
+            await _wait(lambda: any(isinstance(e, StanzaReceived) and e.element.get("id") == "late"
+                                    for d, e in b.events if d == "in"))
+            assert in_table_at_close == [False]
+            assert a.gateway.stats.bounces["remote-server-not-found"] == 0
+            assert len([e for d, e in a.events if d == "out" and isinstance(e, Authenticated)]) == 2
+        finally:
+            await a.gateway.stop()
+            await b.gateway.stop()
+
+    asyncio.run(main())

@@ -812,11 +812,28 @@ class Gateway:
         raise OSError(f"could not connect to any address of {remote_domain}: {last}")
 
     async def _run_outbound(self, link: _OutboundLink) -> None:
+        """Connect, negotiate and carry one link's stanzas until its stream ends. Whatever is still queued then
+        is bounced, except after a stream that had authenticated: those stanzas were never written, and go
+        once more on a new link (which bounces them if it fails in turn)."""
         settings = self.policy.settings_for(link.remote_domain)
         condition, text = "remote-server-not-found", ""
+        authenticated = False
         # One establishment deadline from the start of the link: connecting, TLS and authentication.
         limit = self.settings.stream_establishment_timeout
         deadline = time.monotonic() + limit
+
+        def unlink() -> None:
+            """Out of the routing table at once: new stanzas open a new link instead of queueing on this one
+            while its socket closes (that can take seconds)."""
+            nonlocal authenticated
+            authenticated = authenticated or link.ready
+            link.done = True
+            link.ready = False
+            if link.record is not None:
+                self.streams.pop(link.record.id, None)
+            if self.links.get((link.local_domain, link.remote_domain)) is link:
+                del self.links[(link.local_domain, link.remote_domain)]
+
         try:
             if settings is None:
                 raise _LinkFailed("not-allowed", f"{link.remote_domain} is not a federated partner")
@@ -831,6 +848,7 @@ class Gateway:
                 try:
                     await self._drive_outbound(machine, conn, link, None, deadline)
                 finally:
+                    unlink()
                     await conn.close()
             except TimeoutError as exc:  # an OSError too: first
                 if conn is None:  # (past the connect, _drive_outbound closed the stream and recorded it)
@@ -841,27 +859,26 @@ class Gateway:
                     "resolution_failed" if isinstance(exc, ResolutionError)
                     else "tls_failed" if isinstance(exc, TlsError) else "connect_failed"
                 )
-                if link.ready:
+                if authenticated:
                     log.info("stream to %s ended: %s", link.remote_domain, exc)
                 else:
                     self._outbound_failed(link.local_domain, link.remote_domain, detail, str(exc))
                 raise _LinkFailed("remote-server-not-found", str(exc)) from exc
-            if not link.ready:
+            if not authenticated:
                 # After a dialback error or "invalid", XEP-0220 2.1.1 names the condition (the machine knows).
                 raise _LinkFailed(machine.failure_condition or "remote-server-not-found",
                                   link.failure_text or "could not authenticate with the partner")
         except _LinkFailed as exc:
             condition, text = exc.condition, exc.text
         finally:
-            link.done = True
-            link.ready = False
-            if link.record is not None:
-                self.streams.pop(link.record.id, None)
-            if self.links.get((link.local_domain, link.remote_domain)) is link:
-                del self.links[(link.local_domain, link.remote_domain)]
+            unlink()
             queued, link.queue = link.queue, []
+            retry = authenticated and all(server.is_serving() for server in self._servers)  # not when stopping
             for stanza in queued:
-                self.bounce(stanza, condition, text or None)
+                if retry:
+                    self.send_to_partner(link.local_domain, link.remote_domain, stanza)
+                else:
+                    self.bounce(stanza, condition, text or None)
 
     def _outbound_failed(self, local_domain: str, remote_domain: str, detail: str, error: str = "") -> None:
         """An outbound stream that failed outside the machine (connect, TLS, deadline before the stream
