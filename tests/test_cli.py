@@ -288,6 +288,9 @@ def _click_usage_cases(lang: str, tmp: Path) -> list[tuple[list[str], str]]:
         (["probe", "x.example", "--port", "http"],
          value("--port", "http", "problem.not_number", t("allowed.number_range", lang, low=1, high=65535))),
         (["status", "--format", "xml"], value("--format", "xml", "problem.not_allowed", "table, json")),
+        (["probe", "x.example", "--port"],
+         t("cli.error.requires_value", lang, option="--port", allowed=t("allowed.number_range", lang, low=1,
+                                                                        high=65535))),
     ]
 
 

@@ -61,19 +61,22 @@ def store_error_text(error: StoreError) -> str:
     return str(error)
 
 
+def _allowed(param: click.Parameter) -> str:
+    """What ``param`` allows, in words."""
+    if isinstance(param.type, FieldType | CatalogueType):
+        return param.type.allowed()
+    if isinstance(param, click.Option) and param.secondary_opts:
+        return option_list([*param.opts, *param.secondary_opts])
+    return t("cli.allowed.see_help")
+
+
 def usage_error_text(error: click.UsageError) -> str:
     if isinstance(error, ValueUsageError | LineUsageError):
         return error.message
     if isinstance(error, click.MissingParameter) and error.param is not None:
         param = error.param
-        if isinstance(param.type, FieldType):
-            allowed = param.type.allowed()
-        elif isinstance(param, click.Option) and param.secondary_opts:
-            allowed = t("cli.list_separator").join([*param.opts, *param.secondary_opts])
-        else:
-            allowed = t("cli.allowed.see_help")
         name = param.opts[0] if isinstance(param, click.Option) else (param.name or "").upper()
-        return t("cli.error.missing", field=name, allowed=allowed)
+        return t("cli.error.missing", field=name, allowed=_allowed(param))
     command = error.ctx.command if error.ctx is not None else None
     params = command.get_params(error.ctx) if command is not None and error.ctx is not None else []
     options = [o for p in params if isinstance(p, click.Option) for o in (*p.opts, *p.secondary_opts)]
@@ -85,9 +88,7 @@ def usage_error_text(error: click.UsageError) -> str:
             allowed = option_list([*used.opts, *used.secondary_opts])
             return t("cli.error.takes_no_value", option=error.option_name, allowed=allowed)
         if used is not None:
-            kind = used.type
-            allowed = kind.allowed() if isinstance(kind, FieldType | CatalogueType) else kind.name.upper()
-            return t("cli.error.requires_value", option=error.option_name, allowed=allowed)
+            return t("cli.error.requires_value", option=error.option_name, allowed=_allowed(used))
     return t("cli.error.usage", message=error.format_message())
 
 
