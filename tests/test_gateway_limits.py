@@ -438,3 +438,26 @@ def test_a_stanza_sent_as_the_partner_closes_goes_on_a_new_stream(tmp_path: Path
             await b.gateway.stop()
 
     asyncio.run(main())
+
+
+def test_connection_limit_counts_outbound_links(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """connection_limit 1, taken by an inbound stream: a new outbound link is not made, its stanza comes back
+    resource-constraint, and the failure is recorded and logged."""
+
+    async def main() -> None:
+        a, comp = await _alone(tmp_path, "optional/optional/true", connection_limit=1)
+        try:
+            r1, w1 = await asyncio.open_connection("127.0.0.16", 5269)
+            w1.write(HEADER)
+            assert b"<stream:features" in await asyncio.wait_for(r1.read(4096), 5)
+            comp.say("alice@a.test", "bob@b.test", "over the limit")
+            assert error_condition(await comp.next_error(5)) == "resource-constraint"
+            assert a.gateway.stats.negotiation_failures["connection_limit"] == 1
+            w1.close()
+        finally:
+            await comp.stop()
+            await a.gateway.stop()
+
+    with caplog.at_level(logging.WARNING, logger="fedgate"):
+        asyncio.run(main())
+    assert any("connection limit (1) is reached" in r.getMessage() for r in caplog.records)

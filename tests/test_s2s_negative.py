@@ -568,3 +568,15 @@ def test_a_connect_back_that_fails_names_why(
         assert answer.get("type") == "error" and dialback.error_condition(answer) == condition
 
     run(tmp_path, "not_supported/not_supported/true", scenario)
+
+
+def test_a_connect_back_at_the_connection_limit_is_a_dialback_error(tmp_path: Path) -> None:
+    """connection_limit 1, taken by p.test's own stream: the verification stream is not opened, and p.test
+    gets a resource-constraint dialback error (XEP-0220 2.4), its stream left open."""
+
+    async def scenario(env: Env) -> None:
+        answer = await _dialback_answer(env)
+        assert answer.get("type") == "error" and dialback.error_condition(answer) == "resource-constraint"
+        assert not env.node.gateway._verify_links
+
+    run(tmp_path, "not_supported/not_supported/true", scenario, connection_limit=1)

@@ -616,7 +616,9 @@ class Gateway:
 
     # -- inbound S2S -------------------------------------------------------------------------------------------
     def _connection_count(self) -> int:
-        return len(self._inbound_machines) + sum(1 for link in self.links.values() if link.conn is not None)
+        """S2S connections open or being opened, for ``connection_limit``: inbound streams, outbound links
+        (from the moment they start connecting) and dialback verification streams."""
+        return len(self._inbound_machines) + len(self.links) + len(self._verify_links)
 
     async def _accept_s2s(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Connection(reader, writer, self.stats)
@@ -745,6 +747,9 @@ class Gateway:
         pair = (ev.receiving, ev.originating)
         link = self._verify_links.get(pair)
         if link is None or link.closed:
+            if self._connection_count() >= self.settings.connection_limit:
+                log.info("dialback connect-back to %s not made: the connection limit is reached", ev.originating)
+                return False, "resource-constraint"  # a dialback error (XEP-0220 2.4)
             machine = OutboundStream(self._context(), ev.receiving, ev.originating, settings, keep_open=True)
             link = _VerifyLink(machine)
             self._verify_links[pair] = link
@@ -837,6 +842,9 @@ class Gateway:
         try:
             if settings is None:
                 raise _LinkFailed("not-allowed", f"{link.remote_domain} is not a federated partner")
+            if self._connection_count() - 1 >= self.settings.connection_limit:  # (this link is counted already)
+                self._outbound_failed(link.local_domain, link.remote_domain, "connection_limit")
+                raise _LinkFailed("resource-constraint", "the gateway's connection limit is reached")
             conn: _Connection | None = None
             try:
                 async with asyncio.timeout(limit):
