@@ -303,6 +303,11 @@ def test_click_usage_errors_come_from_the_catalogue(tmp_path: Path, lang: str) -
             assert line == t("cli.line.error", lang, message=message), args
 
 
+def test_help_still_shows_what_click_types_allow() -> None:
+    assert "1<=x<=65535" in run("probe", "--help").stdout
+    assert "[table|json]" in run("status", "--help").stdout
+
+
 def test_language_option_decides_errors_found_before_it(tmp_path: Path) -> None:
     result = run("--db", str(tmp_path), "--lang", "ja", "partner", "get")
     assert assert_one_line_error(result, 2, "--db").startswith("エラー：")

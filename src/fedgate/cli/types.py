@@ -3,6 +3,7 @@ usage error (exit 2) with the one-line, translated message that names the field 
 
 from __future__ import annotations
 
+import copy
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
@@ -160,65 +161,57 @@ class Group(click.Group):
 
 
 class CatalogueType(_ParamType):
-    """click's own Path, Choice and number types, refusing a value with the catalogue's one line (the option,
-    the value, what is wrong, what is allowed) instead of click's English."""
-
-    def __init__(self, inner: _ParamType) -> None:
-        self.inner = inner
-        self.name = inner.name
-
-    @property
-    def arity(self) -> int:  # type: ignore[override]
-        return self.inner.arity
-
-    def get_metavar(self, *args: Any, **kwargs: Any) -> str | None:
-        return self.inner.get_metavar(*args, **kwargs)
-
-    def split_envvar_value(self, rv: str) -> Sequence[str]:
-        return self.inner.split_envvar_value(rv)
-
-    def shell_complete(self, *args: Any, **kwargs: Any) -> Any:
-        return self.inner.shell_complete(*args, **kwargs)
-
-    def to_info_dict(self) -> Any:
-        return self.inner.to_info_dict()
+    """Mixed into click's own Path, Choice and number types (see ``localise``): a refused value gets the
+    catalogue's one line (the option, the value, what is wrong, what is allowed) instead of click's English.
+    Everything else (help, metavar, ranges shown in --help) stays click's."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         try:
-            return self.inner.convert(value, param, ctx)
+            return super().convert(value, param, ctx)
         except click.BadParameter:
-            problem, allowed = self._explain(value)
             field = (param.opts[0] if isinstance(param, click.Option) else (param.name or "").upper()) if param else ""
-            message = t("cli.error.value_problem", field=field, value=value, problem=problem, allowed=allowed)
+            message = t("cli.error.value_problem", field=field, value=value, problem=self._problem(value),
+                        allowed=self.allowed())
             raise ValueUsageError(message, ctx, param) from None
 
-    def _explain(self, value: Any) -> tuple[str, str]:
-        """What is wrong with ``value`` and what the type allows, in words."""
-        inner = self.inner
-        if isinstance(inner, click.Path):
-            return _path_problem(inner, value), self.allowed()
-        if isinstance(inner, click.types.IntParamType | click.types.FloatParamType):
+    def _problem(self, value: Any) -> str:
+        """What is wrong with ``value``, in words."""
+        if isinstance(self, click.Path):
+            return _path_problem(self, value)
+        if isinstance(self, click.types.IntParamType | click.types.FloatParamType):
             try:
                 float(value)
             except (TypeError, ValueError):
-                return t("problem.not_number"), self.allowed()
-            return t("problem.out_of_range"), self.allowed()
-        return t("problem.not_allowed"), self.allowed()
+                return t("problem.not_number")
+            return t("problem.out_of_range")
+        return t("problem.not_allowed")
 
     def allowed(self) -> str:
         """What the type allows, in words."""
-        inner = self.inner
-        if isinstance(inner, click.Path):
-            kind = "file" if not inner.dir_okay else "dir" if not inner.file_okay else "any"
-            return t(f"allowed.path.{kind}{'_existing' if inner.exists else ''}")
-        if isinstance(inner, click.Choice):
-            return ", ".join(map(str, inner.choices))
-        if isinstance(inner, click.IntRange | click.FloatRange):
-            low = "-∞" if inner.min is None else str(inner.min)
-            return t("allowed.number_range", low=low, high="∞" if inner.max is None else str(inner.max))
-        if isinstance(inner, click.types.IntParamType | click.types.FloatParamType):
+        if isinstance(self, click.Path):
+            kind = "file" if not self.dir_okay else "dir" if not self.file_okay else "any"
+            return t(f"allowed.path.{kind}{'_existing' if self.exists else ''}")
+        if isinstance(self, click.Choice):
+            return ", ".join(map(str, self.choices))
+        if isinstance(self, click.IntRange | click.FloatRange):
+            low = "-∞" if self.min is None else str(self.min)
+            return t("allowed.number_range", low=low, high="∞" if self.max is None else str(self.max))
+        if isinstance(self, click.types.IntParamType | click.types.FloatParamType):
             return t("allowed.number")
-        return inner.name.upper()
+        return self.name.upper()
+
+
+_IN_CATALOGUE: dict[type, type] = {}
+
+
+def in_catalogue(kind: _ParamType) -> _ParamType:
+    """A copy of a click type whose refusals come from the catalogue (its class with ``CatalogueType`` mixed in)."""
+    cls = type(kind)
+    if cls not in _IN_CATALOGUE:
+        _IN_CATALOGUE[cls] = type(cls.__name__, (CatalogueType, cls), {})
+    localised = copy.copy(kind)  # click.INT and friends are shared: leave the originals alone
+    localised.__class__ = _IN_CATALOGUE[cls]
+    return localised
 
 
 def _path_problem(path: click.Path, value: Any) -> str:
@@ -236,14 +229,16 @@ def _path_problem(path: click.Path, value: Any) -> str:
 def localise(command: click.Command) -> None:
     """Makes click's own usage errors under ``command`` come from the catalogue: plain click commands and groups
     (some are written in modules that do not import this one) take the classes above, which add nothing but the
-    wording, and click's Path, Choice and number types are wrapped in ``CatalogueType``."""
+    wording, and click's Path, Choice and number types become ``in_catalogue`` copies."""
     if type(command) is click.Command:
         command.__class__ = Command
     elif type(command) is click.Group:
         command.__class__ = Group
     for param in command.params:
-        if isinstance(param.type, click.Path | click.Choice | click.types.IntParamType | click.types.FloatParamType):
-            param.type = CatalogueType(param.type)
+        kind = param.type
+        clicks_own = isinstance(kind, click.Path | click.Choice | click.types.IntParamType | click.types.FloatParamType)
+        if clicks_own and not isinstance(kind, CatalogueType):
+            param.type = in_catalogue(kind)
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             localise(sub)
