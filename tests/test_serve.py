@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import json
 import logging
@@ -29,15 +28,17 @@ from fedgate import config as config_mod
 from fedgate.certs import TestCA
 from fedgate.cli import cli
 from fedgate.cli.serve import fetch_status, run
-from fedgate.dialback import DIALBACK_NS
+from fedgate.dialback import DIALBACK_FEATURE_NS, DIALBACK_NS
 from fedgate.partners import Partner
 from fedgate.policy import Settings
+from fedgate.resolver import Resolver
 from fedgate.s2s import StreamClosed
+from fedgate.server import Gateway, GatewayConfig, LocalDomain
 from fedgate.store.sqlite import SqliteStore
 from fedgate.tls import Credentials, TlsSession, TrustAnchors, client_context
 
 from .net.components import EchoComponent, error_condition
-from .net.gateways import make_node
+from .net.gateways import Node, make_node
 from .net.rawpeer import STARTTLS, FakePartner, RawPeer, features, header, listen
 
 ROUTES = {"gw.test": "127.0.0.14:5269", "b.test": "127.0.0.15:5269"}
@@ -133,6 +134,43 @@ async def _component_accepted(secret: str, domain: str = "gw.test") -> bool:
         writer.close()
 
 
+async def _serving(cfg: config_mod.ServeConfig, partners: dict[str, str] | None = None) -> asyncio.Task[None]:
+    """``fedgate serve`` in this process, with ``partners`` (domain: "tls/sasl/dialback"; default b.test
+    required/required/false) in its database; returns once it listens."""
+    store = SqliteStore(cfg.database)
+    for domain, triple in (partners or {"b.test": "required/required/false"}).items():
+        tls, sasl, dialback = triple.split("/")
+        store.add_partner(Partner.parse(domain=domain, tls=tls, sasl=sasl, dialback=dialback == "true",
+                                        partner_type="federated"))
+    store.close()
+    ready = asyncio.Event()
+    server = asyncio.create_task(run(cfg, ready=ready))
+    await asyncio.wait_for(ready.wait(), 10)
+    return server
+
+
+async def _partner_and_components(tmp: Path, ca: TestCA, settings: str) -> tuple[Node, EchoComponent, EchoComponent]:
+    """b.test (a gateway with ``settings`` for gw.test) and a component behind each gateway (comp_b is where
+    bounces for b.test arrive)."""
+    b = await make_node(tmp, ca, "b.test", "127.0.0.15", ROUTES, component_port=5347)
+    b.set_partner("gw.test", Settings.parse_triple(settings), partner_type="federated")
+    comp = EchoComponent("gw.test", "secret", "127.0.0.14", 5347)
+    comp_b = EchoComponent("b.test", "secret", "127.0.0.15", 5347)
+    await comp.start()
+    await comp_b.start()
+    return b, comp, comp_b
+
+
+async def _stop_all(server: asyncio.Task[None], b: Node, *components: EchoComponent) -> None:
+    """SIGTERM to the gateway under test (unless it has stopped), then the components and b.test."""
+    if not server.done():
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(server, 15)
+    for component in components:
+        await component.stop()
+    await b.gateway.stop()
+
+
 async def _dialback_inventor(peer: RawPeer) -> None:
     """A partner server for d.test that answers every dialback key with an error condition nobody defined."""
     attrs = await peer.expect_header()
@@ -167,22 +205,16 @@ def test_serve_status_metrics_reload_and_sigterm(tmp_path: Path) -> None:
     async def main() -> None:
         ca = TestCA.create(tmp_path / "ca")
         cfg = config_mod.load(_write_config(tmp_path, ca))
-        store = SqliteStore(cfg.database)
         settings = Settings.parse_triple("required/required/false")
-        store.add_partner(Partner.parse(domain="b.test", tls="required", sasl="required", dialback=False,
-                                        partner_type="federated"))
-        # c.test offers no STARTTLS, and we require TLS with it: a negotiation failure and a bounce.
-        store.add_partner(Partner.parse(domain="c.test", tls="required", sasl="optional", dialback=True,
-                                        partner_type="federated"))
-        # d.test answers our dialback key with an error condition of its own invention.
-        store.add_partner(Partner.parse(domain="d.test", tls="optional", sasl="not_supported", dialback=True,
-                                        partner_type="federated"))
-        store.close()
         c_server = await listen("127.0.0.15", FakePartner("c.test"), port=5270)
         d_server = await listen("127.0.0.15", _dialback_inventor, port=5272)
-        ready = asyncio.Event()
-        server = asyncio.create_task(run(cfg, ready=ready))
-        await asyncio.wait_for(ready.wait(), 10)
+        server = await _serving(cfg, {
+            "b.test": "required/required/false",
+            # c.test offers no STARTTLS, and we require TLS with it: a negotiation failure and a bounce.
+            "c.test": "required/optional/true",
+            # d.test answers our dialback key with an error condition of its own invention.
+            "d.test": "optional/not_supported/true",
+        })
         b = await make_node(tmp_path, ca, "b.test", "127.0.0.15", ROUTES, component_port=5347)
         b.set_partner("gw.test", settings, partner_type="federated")
         comp = EchoComponent("gw.test", "secret", "127.0.0.14", 5347)
@@ -266,11 +298,7 @@ def test_serve_status_metrics_reload_and_sigterm(tmp_path: Path) -> None:
             data = await asyncio.to_thread(fetch_status, cfg)
             assert {s["method"] for s in data["streams"]} == {"tls_dialback"}
         finally:
-            os.kill(os.getpid(), signal.SIGTERM)
-            await asyncio.wait_for(server, 15)
-            await comp.stop()
-            await comp_b.stop()
-            await b.gateway.stop()
+            await _stop_all(server, b, comp, comp_b)
             c_server.close()
             d_server.close()
         # After SIGTERM nothing listens any more.
@@ -442,13 +470,7 @@ def test_sighup_refuses_a_broken_certificate_and_applies_a_new_component_secret(
         cfg = config_mod.load(cfg_path)
         chain = cfg.gateway.domains["gw.test"].credentials
         assert chain is not None
-        store = SqliteStore(cfg.database)
-        store.add_partner(Partner.parse(domain="b.test", tls="required", sasl="required", dialback=False,
-                                        partner_type="federated"))
-        store.close()
-        ready = asyncio.Event()
-        server = asyncio.create_task(run(cfg, ready=ready))
-        await asyncio.wait_for(ready.wait(), 10)
+        server = await _serving(cfg)
         try:
             before = await _served_serial(ca)
             good_chain = chain.cert_chain.read_bytes()
@@ -504,10 +526,13 @@ async def _sasl_peer(ca: TestCA, tmp: Path) -> RawPeer:
     return peer
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "stanzas the partner sent before it read our </stream:stream> are discarded: a closed StreamMachine "
-    "ignores input (s2s/base.py receive_data), _drive_inbound stops reading, and stop() closes components "
-    "at once; RFC 6120 4.4 wants them processed until the partner's own close (see the report)"))
+# What the closing side still receives is thrown away: a closed StreamMachine ignores input (s2s/base.py
+# receive_data), _drive_inbound stops reading, and stop() closes the components at once. RFC 6120 4.4 has the
+# closing side wait for the peer's </stream:stream> so that the peer can finish what it was sending.
+IN_FLIGHT_LOST = ("stanzas the partner sent before it read our </stream:stream> (or stream error) are discarded "
+                  "by the closing gateway")
+
+
 def test_sigterm_loses_no_stanza_sent_on_a_live_stream(tmp_path: Path) -> None:
     """SIGTERM while a partner is sending on an authenticated stream: each stanza it sent before it read our
     </stream:stream> reaches the component or comes back to its sender with an error (sent == delivered +
@@ -516,19 +541,8 @@ def test_sigterm_loses_no_stanza_sent_on_a_live_stream(tmp_path: Path) -> None:
     async def main() -> None:
         ca = TestCA.create(tmp_path / "ca")
         cfg = config_mod.load(_write_config(tmp_path, ca))
-        store = SqliteStore(cfg.database)
-        store.add_partner(Partner.parse(domain="b.test", tls="required", sasl="required", dialback=False,
-                                        partner_type="federated"))
-        store.close()
-        ready = asyncio.Event()
-        server = asyncio.create_task(run(cfg, ready=ready))
-        await asyncio.wait_for(ready.wait(), 10)
-        b = await make_node(tmp_path, ca, "b.test", "127.0.0.15", ROUTES, component_port=5347)
-        b.set_partner("gw.test", Settings.parse_triple("required/required/false"), partner_type="federated")
-        comp = EchoComponent("gw.test", "secret", "127.0.0.14", 5347)
-        comp_b = EchoComponent("b.test", "secret", "127.0.0.15", 5347)  # where bounces for b.test arrive
-        await comp.start()
-        await comp_b.start()
+        server = await _serving(cfg)
+        b, comp, comp_b = await _partner_and_components(tmp_path, ca, "required/required/false")
         peer = await _sasl_peer(ca, tmp_path)
         sent = 0
         try:
@@ -553,19 +567,120 @@ def test_sigterm_loses_no_stanza_sent_on_a_live_stream(tmp_path: Path) -> None:
             bounced: set[str] = set()
             deadline = time.monotonic() + 3
             while len(delivered) + len(bounced) < sent and time.monotonic() < deadline:
-                with contextlib.suppress(TimeoutError):
-                    delivered.add(str((await comp.next_message(0.2))["id"]))
-                with contextlib.suppress(TimeoutError):
-                    bounced.add(str((await comp_b.next_error(0.2))["id"]))
+                for queue, ids in ((comp.received, delivered), (comp_b.errors, bounced)):
+                    while not queue.empty():
+                        ids.add(str(queue.get_nowait()["id"]))
+                await asyncio.sleep(0.05)
             missing = {f"s{i}" for i in range(sent)} - delivered - bounced
-            assert not missing, f"{len(missing)} of {sent} stanzas neither delivered nor bounced: {sorted(missing)}"
+            assert len(delivered) >= 50  # what came before SIGTERM
+            if missing:  # a known loss (see IN_FLIGHT_LOST); the test passes once it is fixed
+                pytest.xfail(f"{IN_FLIGHT_LOST}: {len(missing)} of {sent} neither delivered nor bounced")
         finally:
-            if not server.done():
-                os.kill(os.getpid(), signal.SIGTERM)
-                await asyncio.wait_for(server, 15)
             await peer.close()
-            await comp.stop()
-            await comp_b.stop()
-            await b.gateway.stop()
+            await _stop_all(server, b, comp, comp_b)
 
     asyncio.run(main())
+
+
+def test_partner_change_closing_live_streams_loses_no_stanza(tmp_path: Path) -> None:
+    """A partner change made with the CLI closes both live streams with policy-violation while stanzas flow
+    both ways: each stanza is delivered or bounced to its sender, none disappears."""
+
+    async def main() -> None:
+        ca = TestCA.create(tmp_path / "ca")
+        cfg = config_mod.load(_write_config(tmp_path, ca))
+        server = await _serving(cfg)
+        b, comp, comp_b = await _partner_and_components(tmp_path, ca, "required/optional/true")
+        closed = asyncio.get_running_loop().create_future()
+        b.gateway.listeners.append(
+            lambda d, e: closed.done() or not isinstance(e, StreamClosed) or closed.set_result(e)
+        )
+        try:
+            comp.say("alice@gw.test", "bob@b.test", "ping 0")
+            assert str((await comp.next_message())["body"]) == "pong 0"
+            assert str((await comp_b.next_message())["body"]) == "ping 0"
+            sent = {"g": 0, "b": 0}  # g: gw.test -> b.test, b: b.test -> gw.test
+
+            async def flow(seconds: float) -> None:
+                stop_at = time.monotonic() + seconds
+                while time.monotonic() < stop_at:
+                    for _ in range(5):
+                        comp.send_message(mto="bob@b.test", mfrom="alice@gw.test", mbody="g", mtype="chat")
+                        comp_b.send_message(mto="alice@gw.test", mfrom="bob@b.test", mbody="b", mtype="chat")
+                    sent["g"] += 5
+                    sent["b"] += 5
+                    await asyncio.sleep(0.001)
+
+            traffic = asyncio.create_task(flow(2.5))
+            await asyncio.sleep(0.3)
+            result = await asyncio.to_thread(
+                CliRunner().invoke, cli,
+                ["--db", str(cfg.database), "partner", "set", "b.test", "--tls", "required", "--sasl",
+                 "not_supported", "--dialback"],
+            )
+            assert result.exit_code == 0, result.output
+            assert (await asyncio.wait_for(closed, 5)).condition == "policy-violation"
+            await traffic
+            counts = {"g": [0, 0], "b": [0, 0]}  # [delivered, bounced]
+            deadline = time.monotonic() + 5
+            while sum(map(sum, counts.values())) < sum(sent.values()) and time.monotonic() < deadline:
+                for queue, index in ((comp_b.received, 0), (comp.errors, 1), (comp.received, 0),
+                                     (comp_b.errors, 1)):
+                    while not queue.empty():
+                        msg = queue.get_nowait()
+                        counts[str(msg["body"]) or ("g" if queue is comp.errors else "b")][index] += 1
+                await asyncio.sleep(0.05)
+            data = await asyncio.to_thread(fetch_status, cfg)
+            assert {s["method"] for s in data["streams"]} == {"tls_dialback"}  # the new streams
+            # Ours to the partner: what was written before the close is delivered, what came after waits for
+            # the new stream (or is bounced).
+            assert sum(counts["g"]) == sent["g"], (sent, counts)
+            if sum(counts["b"]) != sent["b"]:  # the partner's to us: a known loss (IN_FLIGHT_LOST)
+                pytest.xfail(f"{IN_FLIGHT_LOST}: {sent['b'] - sum(counts['b'])} of {sent['b']} lost")
+        finally:
+            await _stop_all(server, b, comp, comp_b)
+
+    asyncio.run(main())
+
+
+def test_a_domain_without_a_certificate_offers_no_starttls(tmp_path: Path) -> None:
+    """gw.test has a certificate, plain.test none. The machines' context says so per domain (an outbound
+    stream from plain.test has no certificate for SASL EXTERNAL); a partner opening a stream to plain.test is
+    not offered STARTTLS and, with TLS optional, gets dialback over plain TCP instead of a STARTTLS that ends
+    with another domain's certificate (or internal-server-error when no domain has one)."""
+    ca = TestCA.create(tmp_path / "ca")
+    files = ca.issue("gw.test", tmp_path / "certs")
+    store = SqliteStore(tmp_path / "gw.sqlite3")
+    store.add_partner(Partner.parse(domain="b.test", tls="optional", sasl="optional", dialback=True,
+                                    partner_type="federated"))
+    config = GatewayConfig(
+        domains={"gw.test": LocalDomain("gw.test", Credentials(files.chain, files.key)),
+                 "plain.test": LocalDomain("plain.test")},
+        s2s_listen=[("127.0.0.14", 5269)], component_listen=None,
+        trust=TrustAnchors(cafiles=(ca.cert_path,), use_system=False),
+        resolver=Resolver(static_routes=ROUTES, use_srv=False),
+    )
+
+    async def main() -> Element:
+        gateway = Gateway(config, store)
+        assert gateway._context("gw.test").has_certificate
+        assert not gateway._context("plain.test").has_certificate
+        await gateway.start()
+        peer = await RawPeer.connect("127.0.0.14", 5269, source="127.0.0.15")
+        try:
+            peer.send(header("plain.test", "b.test"))
+            await peer.expect_header()
+            return await peer.next_element()
+        finally:
+            await peer.close()
+            await gateway.stop()
+
+    try:
+        offered = asyncio.run(main())
+    finally:
+        store.close()
+    assert offered.find(f"{{{DIALBACK_FEATURE_NS}}}dialback") is not None
+    if offered.find("{urn:ietf:params:xml:ns:xmpp-tls}starttls") is not None:
+        # The inbound machine offers STARTTLS from the partner's settings alone (s2s/inbound.py _features):
+        # a known gap, see the report; the test passes once the machine asks whether the domain has one.
+        pytest.xfail("STARTTLS offered for a domain without a certificate")
