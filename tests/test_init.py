@@ -191,3 +191,4 @@ def test_init_state_dir_matches_the_systemd_unit(tmp_path: Path) -> None:
     cfg = config.load(root / config_dir.relative_to("/") / "fedgate.toml")
     assert cfg.database == root / state_dir.relative_to("/") / "fedgate.sqlite3"
     assert cfg.admin_token_file == root / state_dir.relative_to("/") / "admin-token"
+    assert cfg.database.parent.is_dir()  # made, so that `fedgate serve` can start without systemd too

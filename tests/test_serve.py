@@ -385,6 +385,10 @@ def test_serve_process_exits_0_on_sigterm_within_the_bound(tmp_path: Path) -> No
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             assert time.monotonic() < deadline, "the gateway did not come up"
             time.sleep(0.1)
+        # SIGHUP applies a new log format at once: the reload is already logged as text.
+        path.write_text(path.read_text().replace('log_format = "json"', 'log_format = "text"'))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
@@ -392,6 +396,9 @@ def test_serve_process_exits_0_on_sigterm_within_the_bound(tmp_path: Path) -> No
         err = proc.stderr.read().decode() if proc.stderr else ""
         lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
         assert any("serving gw.test" in e["message"] for e in lines), err  # JSON-lines logging as configured
+        text_lines = [line for line in err.splitlines() if not line.startswith("{")]
+        assert any("INFO fedgate: reloaded" in line for line in text_lines), err
+        assert not any("reloaded" in e["message"] for e in lines), err
     finally:
         if proc.poll() is None:
             proc.kill()

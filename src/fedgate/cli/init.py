@@ -166,6 +166,8 @@ def init(dev: bool, directory: Path, domains: tuple[str, ...], state_dir: Path |
                 click.echo(error_line(t("init.exists", path=str(path))), err=True)
                 return 1
     directory.mkdir(parents=True, exist_ok=True)
+    if state_dir is not None:
+        state_dir.mkdir(mode=0o750, parents=True, exist_ok=True)  # systemd's StateDirectory= makes its own
     if dev:
         ca = TestCA.create(directory / CERT_DIR, name="fedgate dev CA")
         for name in names:
