@@ -9,7 +9,8 @@ Choices (RFC 6120 section 8.3.3 conditions):
 * no ``to``: ``bad-request`` (nothing is malformed, the address is missing); an unparsable ``to``:
   ``jid-malformed``.
 * no or unparsable ``from``: ``Dropped`` -- the component and S2S machines check ``from`` before the router sees
-  a stanza, so this is a broken contract, and there is no address to bounce to.
+  a stanza (and end the stream with ``invalid-from`` / ``improper-addressing``), so this is a broken contract,
+  and there is no address to bounce to.
 * a local domain whose component is not connected: ``service-unavailable``.
 * from a component to a domain that is neither local nor a partner: ``remote-server-not-found``.
 * from a component whose ``from`` is not a local domain, to a partner: ``not-allowed`` (we would have to open
@@ -23,8 +24,9 @@ Choices (RFC 6120 section 8.3.3 conditions):
   stanzas to a bare local domain (the local "user" is then the domain itself, which nobody authorises):
   messages to a service are refused from unverified partners. Every other presence and every iq pass:
   probes, availability and subscription answers are needed for rosters to work, and iq (disco, ping, vCard)
-  is request/response that the component answers or refuses itself. An unknown partner type is treated as
-  ``public_unverified`` (the safe side).
+  is request/response that the component answers or refuses itself. Error replies (``type='error'``) pass
+  too: a local user must learn that what they sent bounced (and an error is never answered with an error).
+  An unknown partner type is treated as ``public_unverified`` (the safe side).
 * errors to a partner are sent from the original ``to`` when that is a local domain; otherwise (a stanza that
   should never have got past the S2S machine, which refuses foreign domains with ``host-unknown``) from the
   first local domain in sort order, whose name then also replaces the reply's ``from``: a peer would answer
@@ -217,6 +219,7 @@ class Router:
             return [Dropped(stanza, f"{origin.domain} is not (or no longer) a federated partner")]
         if (
             partner.partner_type not in UNGATED_PARTNER_TYPES
+            and stanza.get("type") != "error"  # an error reply: the local user must learn what bounced
             and (stanza.tag == MESSAGE or (stanza.tag == PRESENCE and stanza.get("type") == "subscribe"))
             and not self._authorizations.is_authorized(to.bare, sender.bare)
         ):
