@@ -32,7 +32,7 @@ from fedgate.s2s import (
     TlsInfo,
     VerifyRequest,
 )
-from fedgate.s2s.base import StreamMachine
+from fedgate.s2s.base import StreamMachine, domain_of
 from fedgate.xmlstream import serialize
 
 from .memory_net import FakeCert
@@ -695,3 +695,78 @@ def test_outbound_connection_lost_before_authentication_is_a_failure() -> None:
     assert kinds(events) == ["NegotiationFailed", "StreamClosed"]
     assert isinstance(events[1], StreamClosed) and events[1].by_peer
     assert out.connection_lost() == []
+
+
+# -- addresses, versions, the authorization identity ------------------------------------------------------------
+@pytest.mark.parametrize(("jid", "domain"), [
+    ("a.test", "a.test"), ("X@A.Test/r@s", "a.test"), ("@a.test", None), ("x@evil@a.test", None),
+    ("x@/r", None), ("", None), (None, None),
+])
+def test_domain_of_reads_jids_like_parse_jid(jid: str | None, domain: str | None) -> None:
+    """RFC 7622: the local part ends at the first '@' (so 'x@evil@a.test' has domain 'evil@a.test', which is
+    no domain); a malformed address has no domain at all."""
+    assert domain_of(jid) == domain
+
+
+def _authenticated_inbound() -> InboundStream:
+    inbound, _ = _inbound_after_sasl()
+    feed(inbound, HEADER_A)
+    inbound.data_to_send()
+    return inbound
+
+
+@pytest.mark.parametrize("frm", ["@a.test", "x@evil@a.test", "x@a.test/"])
+def test_a_stanza_with_a_malformed_from_is_improper_addressing(frm: str) -> None:
+    inbound = _authenticated_inbound()
+    events = feed(inbound, f"<message from='{frm}' to='y@b.test'/>".encode())
+    assert not any(isinstance(e, StanzaReceived) for e in events)
+    assert isinstance(events[-1], StreamClosed) and events[-1].condition == "improper-addressing"
+
+
+@pytest.mark.parametrize("to", ["@b.test", "y@evil@b.test"])
+def test_a_stanza_with_a_malformed_to_reaches_the_router_to_be_bounced(to: str) -> None:
+    """The sender is authenticated and usable: the router answers jid-malformed; the stream stays up."""
+    inbound = _authenticated_inbound()
+    events = feed(inbound, f"<message from='x@a.test' to='{to}'/>".encode())
+    assert kinds(events) == ["StanzaReceived"] and not inbound.closed
+
+
+@pytest.mark.parametrize(("version", "accepted"), [
+    ("1.0", True), ("1.1", True), ("1.10", True), ("01.0", True),
+    ("2.0", False), ("0.9", False), ("1", False), ("x.y", False), (None, False),
+])
+def test_inbound_version_is_compared_numerically(version: str | None, accepted: bool) -> None:
+    """RFC 6120 4.7.5: a 1.x initiator is answered with 1.0 (the lower version); another major version, or
+    none (0.9), is unsupported-version."""
+    s = Settings.parse_triple("optional/optional/true")
+    inbound = InboundStream(ctx("b.test", {"a.test": s}, "b"))
+    attr = f" version='{version}'" if version is not None else ""
+    events = feed(inbound, HEADER_A.replace(b" to='b.test' version='1.0'>", f" to='b.test'{attr}>".encode()))
+    sent = inbound.data_to_send()
+    if accepted:
+        assert kinds(events) == ["StreamOpened"] and b"version='1.0'" in sent
+    else:
+        assert isinstance(events[-1], StreamClosed) and events[-1].condition == "unsupported-version"
+
+
+@pytest.mark.parametrize(("payload", "ok"), [
+    ("=", True),
+    (base64.b64encode(b"a.test").decode(), True),
+    (base64.b64encode(b"a.test\n").decode(), True),  # as XEP-0178's example encodes it
+    (base64.b64encode(b"a.test\n\n").decode(), False),
+    (base64.b64encode(b"a.test ").decode(), False),
+    (base64.b64encode(b"a.test\x00").decode(), False),
+])
+def test_sasl_external_authzid(payload: str, ok: bool) -> None:
+    s = Settings.parse_triple("required/required/false")
+    inbound = InboundStream(ctx("b.test", {"a.test": s}, "b"))
+    feed(inbound, HEADER_A, b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    inbound.tls_established(tls("a.test"))
+    feed(inbound, HEADER_A)
+    inbound.data_to_send()
+    events = feed(inbound, f"<auth xmlns='{SASL_NS}' mechanism='EXTERNAL'>{payload}</auth>".encode())
+    sent = inbound.data_to_send()
+    if ok:
+        assert kinds(events) == ["Authenticated"] and b"<success" in sent
+    else:
+        assert not events and b"<invalid-authzid/>" in sent

@@ -11,6 +11,7 @@ from xml.etree.ElementTree import Element, SubElement
 from ..dialback import DIALBACK_NS
 from ..errors import StreamError
 from ..policy import Settings
+from ..stanza import JidError, parse_jid
 from ..xmlstream import (
     STREAM_CLOSE,
     STREAM_NS,
@@ -70,12 +71,24 @@ class S2SContext:
 
 
 def domain_of(jid: str | None) -> str | None:
-    """The domain part of a JID string, lower-cased; None for a missing or empty address."""
+    """The domain part of a JID string as ``fedgate.stanza.parse_jid`` reads it (RFC 7622: the local part ends
+    at the first '@'), normalised; None for a missing, empty or malformed address (``@a.test``,
+    ``x@evil@a.test``)."""
     if not jid:
         return None
-    rest = jid.split("/", 1)[0]
-    domain = rest.rsplit("@", 1)[-1]
-    return domain.lower() or None
+    try:
+        return parse_jid(jid).domain
+    except JidError:
+        return None
+
+
+def check_version(value: str | None) -> None:
+    """RFC 6120 4.7.5: versions compare numerically, major then minor. Any 1.x is answered as 1.0 (our header
+    always says 1.0, the lower of the two); a missing version (0.9, before stream features) or another major
+    version is ``unsupported-version`` (4.9.3.25), since what this gateway negotiates needs XMPP 1.0."""
+    major, dot, minor = (value or "").partition(".")
+    if not (dot and major.isdigit() and minor.isdigit()) or int(major) != 1:
+        raise StreamError("unsupported-version", "XMPP version 1.0 is required")
 
 
 class StreamMachine:

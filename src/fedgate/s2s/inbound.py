@@ -24,6 +24,7 @@ from .base import (
     S2SContext,
     StreamMachine,
     TlsInfo,
+    check_version,
     domain_of,
     sasl_element,
 )
@@ -116,8 +117,7 @@ class InboundStream(StreamMachine):
                 raise StreamError("policy-violation", f"{from_} is not a federated partner of {to}")
             self.remote_domain = from_
             self.settings = settings
-        if ev.attrs.get("version", "0.0").split(".")[0] != "1":
-            raise StreamError("unsupported-version", "XMPP version 1.0 is required")
+        check_version(ev.attrs.get("version"))
         assert self.settings is not None
         if restart:
             # RFC 6120 5.4.3.3 (after TLS) and 6.4.6 (after SASL): a new response header with a new stream ID,
@@ -209,12 +209,15 @@ class InboundStream(StreamMachine):
             return
         payload = (el.text or "").strip()
         authzid = self.remote_domain
-        if payload and payload != "=":
+        if payload and payload != "=":  # "=": an empty response, no authorization identity (RFC 6120 6.4.2)
             try:
                 authzid = base64.b64decode(payload, validate=True).decode("utf-8").lower()
             except (binascii.Error, UnicodeDecodeError):
                 self._send(sasl_element("failure", condition="incorrect-encoding"))
                 return
+            # XEP-0178's own example encodes "conference.example.org\n" (an echo piped into base64); peers that
+            # copied it send that newline. One trailing LF is forgiven, nothing else.
+            authzid = authzid.removesuffix("\n")
         if authzid != self.remote_domain:
             self._send(sasl_element("failure", condition="invalid-authzid"))
             return
@@ -276,12 +279,20 @@ class InboundStream(StreamMachine):
     def _on_stanza(self, el: Element, events: list[S2SEvent]) -> None:
         if not self.authenticated:
             raise StreamError("not-authorized", "no domain is authenticated on this stream")
-        from_ = domain_of(el.get("from"))
-        to = domain_of(el.get("to"))
-        if from_ is None or to is None:
+        if not el.get("from") or not el.get("to"):
             raise StreamError("improper-addressing", "a stanza between servers needs 'from' and 'to'")
+        from_ = domain_of(el.get("from"))
+        if from_ is None:
+            # RFC 6120 4.9.3.7: a value that violates the rules for XMPP addresses; nobody to bounce to.
+            raise StreamError("improper-addressing", "the stanza's 'from' is not an XMPP address")
         if from_ not in self.authenticated:
             raise StreamError("invalid-from", f"{from_} is not authenticated on this stream")
+        to = domain_of(el.get("to"))
+        if to is None:
+            # A malformed 'to' from an authenticated sender: the router bounces it with jid-malformed, and the
+            # stream (which may carry other users' stanzas) stays up.
+            events.append(StanzaReceived(el, from_))
+            return
         if not self._ctx.is_local_domain(to):
             raise StreamError("host-unknown", f"this gateway does not serve {to}")
         if (from_, to) not in self._pairs:

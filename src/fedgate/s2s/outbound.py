@@ -18,7 +18,18 @@ from .. import dialback
 from ..errors import StreamError
 from ..policy import Exclusion, Method, Rule, Settings, Tls, allows, exclusions
 from ..xmlstream import StreamOpened as XmlStreamOpened
-from .base import FEATURES, SASL_NS, SERVER_NS, TLS_NS, S2SContext, StreamMachine, TlsInfo, domain_of, sasl_element
+from .base import (
+    FEATURES,
+    SASL_NS,
+    SERVER_NS,
+    TLS_NS,
+    S2SContext,
+    StreamMachine,
+    TlsInfo,
+    check_version,
+    domain_of,
+    sasl_element,
+)
 from .events import (
     Authenticated,
     DialbackVerifyAnswered,
@@ -154,8 +165,7 @@ class OutboundStream(StreamMachine):
             raise StreamError("invalid-xml", "unexpected stream header")
         if ev.default_ns != SERVER_NS:
             raise StreamError("invalid-namespace", f"default namespace must be {SERVER_NS}")
-        if ev.attrs.get("version", "0.0").split(".")[0] != "1":
-            raise StreamError("unsupported-version", "XMPP version 1.0 is required")
+        check_version(ev.attrs.get("version"))
         from_ = domain_of(ev.attrs.get("from"))
         if from_ is not None and from_ != self.remote_domain:
             raise StreamError("invalid-from", f"expected {self.remote_domain}, got {from_}")
