@@ -467,8 +467,8 @@ def test_sighup_refuses_a_broken_certificate_and_applies_a_new_component_secret(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """SIGHUP re-reads the whole file: a broken certificate changes nothing (the old one is still presented,
-    one log line names the key); a new component secret applies at once; a changed listen address is logged
-    as needing a restart."""
+    one log line names the key); a new component secret and a new static route apply at once; a changed
+    listen address is logged as needing a restart."""
     caplog.set_level(logging.INFO, logger="fedgate")
 
     async def main() -> None:
@@ -501,6 +501,23 @@ def test_sighup_refuses_a_broken_certificate_and_applies_a_new_component_secret(
             assert any("listen.s2s changed" in m and "restart" in m for m in messages), messages
             assert not any("listen.component changed" in m for m in messages)
             assert await _served_serial(ca) == before  # the old address is still the one in use
+
+            # [dns] applies at once too: b.test's static route now leads to a server that answers there.
+            b_here = FakePartner("b.test")
+            b_server = await listen("127.0.0.15", b_here, port=5273)
+            cfg_path.write_text(cfg_path.read_text().replace('"b.test" = "127.0.0.15:5269"',
+                                                             '"b.test" = "127.0.0.15:5273"'))
+            os.kill(os.getpid(), signal.SIGHUP)
+            await asyncio.sleep(0.3)
+            comp = EchoComponent("gw.test", "rotated", "127.0.0.14", 5347)
+            await comp.start()
+            try:
+                comp.say("alice@gw.test", "bob@b.test", "over the new route")
+                await comp.next_error()  # b.test there offers no TLS, which we require: bounced
+                assert len(b_here.peers) == 1
+            finally:
+                await comp.stop()
+                b_server.close()
         finally:
             os.kill(os.getpid(), signal.SIGTERM)
             await asyncio.wait_for(server, 15)
