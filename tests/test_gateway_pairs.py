@@ -1,6 +1,7 @@
 """Two real gateways on loopback (real sockets, real TLS with certificates from a test CA, real dialback
 connect-backs) for every pair of valid settings: the method negotiated on the wire is the policy engine's
-pairwise answer, and failures happen exactly where it says."""
+pairwise answer, and failures happen exactly where it says, for a reason it gives (the same method, side and
+rule), with nothing authenticated either way."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ def _message(frm: str, to: str) -> Element:
     return msg
 
 
-async def _negotiate(a: Node, b: Node) -> tuple[str | None, list[NegotiationFailed]]:
-    """a sends b a stanza; return the method a's outbound stream authenticated with, or the failures."""
+async def _negotiate(a: Node, b: Node) -> tuple[str | None, list[NegotiationFailed], int]:
+    """a sends b a stanza; return the method a's outbound stream authenticated with, the failures either side
+    recorded, and how many streams either side authenticated."""
     a.events.clear()
     b.events.clear()
     a.gateway.send_to_partner(a.domain, b.domain, _message(f"x@{a.domain}", f"y@{b.domain}"))
@@ -40,10 +42,37 @@ async def _negotiate(a: Node, b: Node) -> tuple[str | None, list[NegotiationFail
         if outs:
             ins = [e for d, e in b.events if d == "in" and isinstance(e, Authenticated)]
             assert ins and ins[-1].method == outs[-1].method
-            return outs[-1].method.value, []
+            return outs[-1].method.value, [], len(outs)
         if fails or link is None:
-            return None, fails
+            await asyncio.sleep(0.05)  # b's side of the same failure, if it records one
+            fails += [e for d, e in b.events if d == "in" and isinstance(e, NegotiationFailed)]
+            auths = sum(isinstance(e, Authenticated) for _, e in a.events + b.events)
+            return None, fails, auths
     raise AssertionError("negotiation neither finished nor failed")
+
+
+_FLIP = {"local": "remote", "remote": "local"}
+
+
+def _failure_mismatch(
+    local: policy.Settings, remote: policy.Settings, cert_ok: bool, fails: list[NegotiationFailed]
+) -> str | None:
+    """Why the recorded failures do not agree with the policy engine's reasons, or None when they do. a must
+    record a failure; it, or b's record of the same stream (b's sides seen from a), must name a method the
+    engine excluded with the same side and rule; and a's own record must name such a method with the same
+    side at least (a cannot see b's settings: only that b did not offer the method)."""
+    engine = policy.negotiate(local, remote, initiator_certificate_valid=cert_ok).excluded
+    ours = [e for f in fails if f.direction == "out" and f.local_domain == "a.test" for e in f.excluded]
+    theirs = [e for f in fails if f.direction == "in" and f.local_domain == "b.test" for e in f.excluded]
+    if not ours:
+        return "a recorded no failure"
+    exact = {(e.method, e.side, e.rule) for e in engine}
+    recorded = {(e.method, e.side, e.rule) for e in ours} | {(e.method, _FLIP[e.side], e.rule) for e in theirs}
+    same_side = {(e.method, e.side) for e in ours} & {(e.method, e.side) for e in engine}
+    if recorded & exact and same_side:
+        return None
+    named = sorted(f"{m}/{side}/{rule}" for m, side, rule in recorded)
+    return f"recorded {named} against the engine's {sorted(f'{m}/{side}/{rule}' for m, side, rule in exact)}"
 
 
 @pytest.mark.parametrize("cert_ok", [True, False], ids=["initiator-cert-valid", "initiator-cert-for-other-name"])
@@ -58,10 +87,14 @@ def test_every_valid_pair_on_the_wire(tmp_path: Path, cert_ok: bool) -> None:
             for local, remote in itertools.product(VALID, VALID):
                 a.set_partner("b.test", local)
                 b.set_partner("a.test", remote)
-                got, _fails = await _negotiate(a, b)
+                got, fails, auths = await _negotiate(a, b)
                 want = policy.negotiate(local, remote, initiator_certificate_valid=cert_ok).method
                 if got != (want.value if want else None):
                     mismatches.append((str(local), str(remote), want.value if want else None, got))
+                elif want is None:
+                    why = _failure_mismatch(local, remote, cert_ok, fails)
+                    if why is not None or auths:
+                        mismatches.append((str(local), str(remote), None, f"{why}; {auths} authenticated"))
                 await settle([a.gateway, b.gateway])
         finally:
             await a.gateway.stop()
