@@ -26,8 +26,8 @@ FORCING = {
 }
 
 
-async def _pair(tmp: Path) -> tuple[Node, Node, EchoComponent, EchoComponent]:
-    ca = TestCA.create(tmp / "ca")
+async def _pair(tmp: Path, ca: TestCA | None = None) -> tuple[Node, Node, EchoComponent, EchoComponent]:
+    ca = ca or TestCA.create(tmp / "ca")
     a = await make_node(tmp, ca, "a.test", "127.0.0.12", ROUTES, component_port=5347)
     b = await make_node(tmp, ca, "b.test", "127.0.0.13", ROUTES, component_port=5347)
     ca_comp = EchoComponent("a.test", "secret", "127.0.0.12", 5347)
@@ -35,6 +35,14 @@ async def _pair(tmp: Path) -> tuple[Node, Node, EchoComponent, EchoComponent]:
     await ca_comp.start()
     await cb_comp.start()
     return a, b, ca_comp, cb_comp
+
+
+async def _stop(nodes: list[Node], components: list[EchoComponent]) -> None:
+    for comp in components:
+        await comp.stop()
+    await settle([n.gateway for n in nodes])
+    for node in nodes:
+        await node.gateway.stop()
 
 
 def _methods(node: Node, direction: str) -> set[Method]:
@@ -66,11 +74,7 @@ def test_message_and_reply_through_two_gateways(tmp_path: Path, method: Method) 
             for s in a.gateway.live_streams():
                 assert s["tls_version"] == (None if method is Method.TCP_DIALBACK else "TLSv1.3")
         finally:
-            await comp_a.stop()
-            await comp_b.stop()
-            await settle([a.gateway, b.gateway])
-            await a.gateway.stop()
-            await b.gateway.stop()
+            await _stop([a, b], [comp_a, comp_b])
 
     asyncio.run(main())
 
@@ -93,11 +97,7 @@ def test_undeliverable_stanzas_are_bounced(tmp_path: Path) -> None:
             assert error_condition(err) == "remote-server-not-found"
             assert comp_b.received.empty()
         finally:
-            await comp_a.stop()
-            await comp_b.stop()
-            await settle([a.gateway, b.gateway])
-            await a.gateway.stop()
-            await b.gateway.stop()
+            await _stop([a, b], [comp_a, comp_b])
 
     asyncio.run(main())
 
@@ -123,11 +123,7 @@ def test_public_unverified_partner_needs_prior_authorization(tmp_path: Path) -> 
             got = await comp_b.next_message()
             assert str(got["body"]) == "hello again"
         finally:
-            await comp_a.stop()
-            await comp_b.stop()
-            await settle([a.gateway, b.gateway])
-            await a.gateway.stop()
-            await b.gateway.stop()
+            await _stop([a, b], [comp_a, comp_b])
 
     asyncio.run(main())
 
@@ -149,11 +145,7 @@ def test_message_bodies_are_logged_only_when_asked(
             comp_a.say("alice@a.test", "bob@b.test", "ping the-secret-body")
             assert str((await comp_a.next_message())["body"]) == "pong the-secret-body"
         finally:
-            await comp_a.stop()
-            await comp_b.stop()
-            await settle([a.gateway, b.gateway])
-            await a.gateway.stop()
-            await b.gateway.stop()
+            await _stop([a, b], [comp_a, comp_b])
 
     with caplog.at_level(logging.DEBUG, logger="fedgate"):
         asyncio.run(main())
@@ -162,3 +154,69 @@ def test_message_bodies_are_logged_only_when_asked(
     assert any("the-secret-body" in m for m in routed) is log_bodies
     if not log_bodies:
         assert all("the-secret-body" not in r.getMessage() for r in caplog.records)
+
+
+def test_an_unlisted_domain_gets_the_default_policy_on_the_wire(tmp_path: Path) -> None:
+    """b lists no partner at all. With unlisted_domains a settings triple, a.test is negotiated by those
+    settings (SASL EXTERNAL here) and treated as public_unverified (its unsolicited message needs a prior
+    authorization); with unlisted_domains "refuse", its stream is refused and the message bounces."""
+
+    async def main() -> None:
+        a, b, comp_a, comp_b = await _pair(tmp_path)
+        try:
+            a.set_partner("b.test", Settings.parse_triple("optional/optional/true"), partner_type="federated")
+            b.store.update_gateway(unlisted_domains="required/required/false")
+            b.gateway.reload()
+            comp_a.say("alice@a.test", "bob@b.test", "hello from an unlisted domain")
+            err = await comp_a.next_error()
+            assert error_condition(err) == "subscription-required"
+            assert _methods(b, "in") == {Method.SASL_TLS} and _methods(a, "out") == {Method.SASL_TLS}
+            await settle([a.gateway, b.gateway])
+            a.events.clear()
+            b.events.clear()
+            b.store.update_gateway(unlisted_domains="refuse")
+            b.gateway.reload()
+            comp_a.say("alice@a.test", "bob@b.test", "and now?")
+            err = await comp_a.next_error()
+            assert error_condition(err) == "remote-server-not-found"
+            assert not _methods(b, "in") and not _methods(a, "out")
+            assert comp_b.received.empty()
+        finally:
+            await _stop([a, b], [comp_a, comp_b])
+
+    asyncio.run(main())
+
+
+def test_a_partners_additional_domain_in_the_stream_header(tmp_path: Path) -> None:
+    """A stream from a2.test (its own gateway and certificate) is refused while b's partner record for a.test
+    does not list it, and accepted under that partner's settings and type once it is an additional domain."""
+
+    async def main() -> None:
+        ca = TestCA.create(tmp_path / "ca")
+        a, b, comp_a, comp_b = await _pair(tmp_path, ca)
+        routes = {**ROUTES, "a2.test": "127.0.0.18:5269"}
+        a2 = await make_node(tmp_path, ca, "a2.test", "127.0.0.18", routes, component_port=5347)
+        comp_a2 = EchoComponent("a2.test", "secret", "127.0.0.18", 5347)
+        await comp_a2.start()
+        try:
+            s = Settings.parse_triple("required/required/false")
+            a2.set_partner("b.test", s, partner_type="federated")
+            b.set_partner("a.test", s, partner_type="federated")
+            comp_a2.say("carol@a2.test", "bob@b.test", "hello")
+            assert error_condition(await comp_a2.next_error()) == "remote-server-not-found"
+            refused = [e for d, e in b.events if d == "in" and type(e).__name__ == "StreamClosed"]
+            assert refused and refused[0].condition == "policy-violation"
+            await settle([a2.gateway, b.gateway])
+            b.set_partner("a.test", s, partner_type="federated", additional_domains=["a2.test"])
+            b.events.clear()
+            comp_a2.say("carol@a2.test", "bob@b.test", "hello again")
+            got = await comp_b.next_message()
+            assert str(got["body"]) == "hello again" and str(got["from"]) == "carol@a2.test"
+            opened = [e for d, e in b.events if d == "in" and type(e).__name__ == "StreamOpened"]
+            assert opened[0].from_ == "a2.test"
+            assert [(e.remote_domain, e.method) for d, e in b.events if d == "in" and isinstance(e, Authenticated)
+                    ] == [("a2.test", Method.SASL_TLS)]
+        finally:
+            await _stop([a, b, a2], [comp_a, comp_b, comp_a2])
+
+    asyncio.run(main())
