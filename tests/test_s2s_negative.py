@@ -580,3 +580,25 @@ def test_a_connect_back_at_the_connection_limit_is_a_dialback_error(tmp_path: Pa
         assert not env.node.gateway._verify_links
 
     run(tmp_path, "not_supported/not_supported/true", scenario, connection_limit=1)
+
+
+def test_a_partner_that_hangs_up_during_negotiation_is_logged_as_such(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The failure line says first that the stream ended early (our settings' exclusions are true, but they
+    are not why), and the stanza comes back."""
+
+    async def hang_up(peer: RawPeer) -> None:
+        attrs = await peer.expect_header()
+        peer.send(header(attrs.get("from"), PEER, stream_id="hu-1"))
+        # and close at once (listen() sends </stream:stream>)
+
+    async def scenario(env: Env) -> None:
+        async with partner_and_component(hang_up) as comp:
+            comp.say(f"alice@{GW}", f"bob@{PEER}", "hello")
+            assert stanza_error_condition(await comp.next_error()) == "remote-server-not-found"
+
+    with caplog.at_level("WARNING", logger="fedgate"):
+        run(tmp_path, "optional/optional/true", scenario)
+    lines = [r.getMessage() for r in caplog.records if PEER in r.getMessage()]
+    assert len(lines) == 1 and "failed: the stream ended before authentication" in lines[0], lines

@@ -1105,6 +1105,9 @@ def _failure_text(ev: NegotiationFailed, lang: str | None = None) -> str:
         head.append(t("s2s.reason.dialback_error", lang, condition=ev.peer_error))
     elif ev.detail == "dialback_invalid":
         head.append(t("s2s.reason.dialback_invalid", lang))
+    elif ev.detail in ("stream_closed", "closed_before_authentication"):
+        # What the settings rule out is true but is not why: say first that the stream ended early.
+        head.append(t("s2s.reason.closed_early", lang))
     reasons = "; ".join(exclusion_text(e, lang) for e in ev.excluded)
     if head:
         return "; ".join([*head, reasons] if reasons else head)

@@ -61,6 +61,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh-TW": "對方判定我們的回撥（dialback）金鑰無效",
         "ja": "相手が当方のダイヤルバック鍵を無効と判定しました",
     },
+    "s2s.reason.closed_early": {
+        "en": "the stream ended before authentication",
+        "zh-TW": "串流在完成驗證前即已結束",
+        "ja": "認証が終わる前にストリームが終了しました",
+    },
     "s2s.outbound_idle": {
         "en": "closing the idle stream to {partner} (no stanza either way for {seconds} s)",
         "zh-TW": "正在關閉到 {partner} 的閒置串流（雙向 {seconds} 秒沒有任何節（stanza））",
