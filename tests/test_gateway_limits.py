@@ -461,3 +461,34 @@ def test_connection_limit_counts_outbound_links(tmp_path: Path, caplog: pytest.L
     with caplog.at_level(logging.WARNING, logger="fedgate"):
         asyncio.run(main())
     assert any("connection limit (1) is reached" in r.getMessage() for r in caplog.records)
+
+
+def test_stanzas_routed_after_the_transport_closed_are_not_dropped(tmp_path: Path) -> None:
+    """Our authenticated outbound stream's transport goes away under it; stanzas routed before the link has
+    noticed are neither handed to the dead socket (which would drop them in silence) nor lost: each is sent on
+    a new stream or bounced."""
+
+    async def main() -> None:
+        a, b = await _two(tmp_path, False)
+        try:
+            a.gateway.send_to_partner("a.test", "b.test", _presence())
+            await _wait(lambda: any(isinstance(e, StanzaReceived) for d, e in b.events if d == "in"))
+            b.events.clear()
+            link = a.gateway.links[("a.test", "b.test")]
+            assert link.conn is not None
+            link.conn.writer.transport.abort()
+            for i in range(3):
+                a.gateway.send_to_partner("a.test", "b.test", Element(
+                    "{jabber:server}presence", {"from": "x@a.test", "to": "y@b.test", "id": f"after-{i}"}))
+
+            def accounted() -> int:
+                got = {e.element.get("id") for d, e in b.events if d == "in" and isinstance(e, StanzaReceived)}
+                return len(got) + sum(a.gateway.stats.bounces.values())
+
+            await _wait(lambda: accounted() >= 3)
+            assert accounted() == 3
+        finally:
+            await a.gateway.stop()
+            await b.gateway.stop()
+
+    asyncio.run(main())

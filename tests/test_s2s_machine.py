@@ -770,3 +770,17 @@ def test_sasl_external_authzid(payload: str, ok: bool) -> None:
         assert kinds(events) == ["Authenticated"] and b"<success" in sent
     else:
         assert not events and b"<invalid-authzid/>" in sent
+
+
+def test_outbound_withdraws_stanzas_not_yet_handed_out() -> None:
+    """Stanzas whose bytes data_to_send() has not handed out can be taken back (their transport is gone);
+    once handed out they are the transport's."""
+    s = Settings.parse_triple("required/required/false")
+    out = OutboundStream(ctx("a.test", {"b.test": s}), "a.test", "b.test", s)
+    out._ready(Method.SASL_TLS, [])
+    first, second = Element("{jabber:server}message", {"id": "1"}), Element("{jabber:server}message", {"id": "2"})
+    out.send_stanza(first)
+    assert b"<message" in out.data_to_send()  # handed out: the transport's now
+    out.send_stanza(second)
+    assert out.withdraw_unsent() == [second]
+    assert out.data_to_send() == b"" and out.withdraw_unsent() == []

@@ -361,7 +361,13 @@ class _OutboundLink:
         self.last_write = 0.0
 
     def send(self, stanza: Element) -> None:
-        if self.ready and self.machine is not None and self.conn is not None and not self.machine.closed:
+        if (
+            self.ready
+            and self.machine is not None
+            and self.conn is not None
+            and not self.machine.closed
+            and not self.conn.writer.is_closing()
+        ):
             self.machine.send_stanza(stanza)
             self.last_activity = self.last_write = time.monotonic()
             # Stanzas routed in one loop iteration leave together: one TLS record, one socket write. Anything
@@ -381,7 +387,7 @@ class _OutboundLink:
     def _flush(self) -> None:
         self._flush_pending = False
         if self.machine is not None and self.conn is not None:
-            self.conn.write(self.machine.data_to_send())
+            _write_out(self.machine, self.conn, self)
 
 
 class Gateway:
@@ -818,11 +824,14 @@ class Gateway:
 
     async def _run_outbound(self, link: _OutboundLink) -> None:
         """Connect, negotiate and carry one link's stanzas until its stream ends. Whatever is still queued then
-        is bounced, except after a stream that had authenticated: those stanzas were never written, and go
-        once more on a new link (which bounces them if it fails in turn)."""
+        (never written) is bounced, except after an authenticated stream that ended as a stream (the peer's
+        ``</stream:stream>`` or stream error, our idle close): the partner is alive, so they go once more on a
+        new link, which bounces them if it fails in turn. After a transport failure (reset, TLS error) they
+        are bounced at once: a burst must not pile up on a new link to a partner that is down."""
         settings = self.policy.settings_for(link.remote_domain)
         condition, text = "remote-server-not-found", ""
         authenticated = False
+        transport_failed = False
         # One establishment deadline from the start of the link: connecting, TLS and authentication.
         limit = self.settings.stream_establishment_timeout
         deadline = time.monotonic() + limit
@@ -863,6 +872,7 @@ class Gateway:
                     self._outbound_failed(link.local_domain, link.remote_domain, "establishment_timeout")
                 raise _LinkFailed("remote-server-timeout", "the partner did not answer in time") from exc
             except (ResolutionError, TlsError, OSError) as exc:
+                transport_failed = True
                 detail = (
                     "resolution_failed" if isinstance(exc, ResolutionError)
                     else "tls_failed" if isinstance(exc, TlsError) else "connect_failed"
@@ -880,8 +890,12 @@ class Gateway:
             condition, text = exc.condition, exc.text
         finally:
             unlink()
+            if link.machine is not None and link.conn is not None:
+                _write_out(link.machine, link.conn, link)  # stanzas not yet written come back to the queue
             queued, link.queue = link.queue, []
-            retry = authenticated and all(server.is_serving() for server in self._servers)  # not when stopping
+            retry = (
+                authenticated and not transport_failed and all(server.is_serving() for server in self._servers)
+            )  # (a gateway that is stopping retries nothing)
             for stanza in queued:
                 if retry:
                     self.send_to_partner(link.local_domain, link.remote_domain, stanza)
@@ -908,7 +922,7 @@ class Gateway:
         inactivity time-out counts stanzas either way (keep-alives are not activity) and closes the stream
         politely when it passes."""
         machine.start()
-        conn.write(machine.data_to_send())
+        _write_out(machine, conn, link)
         partner = self.policy.partner(machine.remote_domain)
         keepalive_on = partner.enable_keepalive if partner else True
         interval = self.settings.keepalive_interval
@@ -944,17 +958,17 @@ class Gateway:
                 if link is not None and link.record is not None:
                     link.record.tls_version, link.record.cipher = info.version, info.cipher
                     link.record.certificate = _certificate_text(info, machine.remote_domain)
-                conn.write(machine.data_to_send())
+                _write_out(machine, conn, link)
             if data is None:
                 self._outbound_events(machine, conn, link, on_event, machine.connection_lost())
                 break
             if not data:
                 continue
             events = machine.receive_data(data)
-            conn.write(machine.data_to_send())
+            _write_out(machine, conn, link)
             self._outbound_events(machine, conn, link, on_event, events)
             await conn.writer.drain()
-        conn.write(machine.data_to_send())
+        _write_out(machine, conn, link)
 
     async def _outbound_timer(
         self,
@@ -972,7 +986,7 @@ class Gateway:
                 log.info("%s", t("s2s.outbound_idle", None, partner=machine.remote_domain,
                                  seconds=self.settings.stream_inactivity_timeout))
                 self._outbound_events(machine, conn, link, on_event, machine.close())
-                conn.write(machine.data_to_send())
+                _write_out(machine, conn, link)
                 return True
             if keepalive_on and now >= link.last_write + self.settings.keepalive_interval:
                 conn.write(b" ")  # RFC 6120 4.6.1 whitespace keep-alive; not activity
@@ -981,14 +995,14 @@ class Gateway:
             return False
         if machine.verify_ready:
             machine.close()  # an idle verification stream: let it go (with an unanswered key: give up on it)
-            conn.write(machine.data_to_send())
+            _write_out(machine, conn, link)
             if machine.verify_pending:
                 raise TimeoutError
             return True
         if now < deadline:
             return False
         self._outbound_events(machine, conn, link, on_event, machine.establishment_timed_out())
-        conn.write(machine.data_to_send())
+        _write_out(machine, conn, link)
         raise TimeoutError
 
     def _outbound_events(
@@ -1086,6 +1100,16 @@ class _Directory:
 _OUTSIDE_NEGOTIATION = frozenset(
     {"establishment_timeout", "resolution_failed", "connect_failed", "tls_failed", "connection_limit"}
 )
+
+
+def _write_out(machine: OutboundStream, conn: _Connection, link: _OutboundLink | None) -> None:
+    """Hand what ``machine`` has to the transport. When the transport is already gone, the stanzas in it were
+    never written: they go back to the front of the link's queue, which its end retries or bounces (rather
+    than into a closed socket that drops them in silence)."""
+    if link is not None and conn.writer.is_closing():
+        link.queue[:0] = machine.withdraw_unsent()
+    else:
+        conn.write(machine.data_to_send())
 
 
 def _verify_error(exc: Exception) -> str:

@@ -100,6 +100,8 @@ class OutboundStream(StreamMachine):
         self._failure_detail = "stream_closed"
         # The stanza error for what was queued for this stream when it fails (None: the caller's default).
         self.failure_condition: str | None = None
+        # Stanzas given to send_stanza whose bytes data_to_send() has not handed out yet.
+        self._unsent: list[Element] = []
 
     @property
     def authenticated(self) -> bool:
@@ -149,6 +151,18 @@ class OutboundStream(StreamMachine):
         if self._state is not _State.READY:
             raise RuntimeError("stream not authenticated")
         self._send(el)
+        self._unsent.append(el)
+
+    def data_to_send(self) -> bytes:
+        self._unsent.clear()
+        return super().data_to_send()
+
+    def withdraw_unsent(self) -> list[Element]:
+        """Take back the stanzas whose bytes ``data_to_send()`` has not handed out yet (and drop everything
+        still buffered): the transport they were meant for is gone, so they were never written."""
+        unsent, self._unsent = self._unsent, []
+        self._out.clear()
+        return unsent
 
     # -- protocol ------------------------------------------------------------------------------------------
     def _open(self) -> None:
