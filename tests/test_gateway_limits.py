@@ -492,3 +492,25 @@ def test_stanzas_routed_after_the_transport_closed_are_not_dropped(tmp_path: Pat
             await b.gateway.stop()
 
     asyncio.run(main())
+
+
+def test_two_links_started_together_at_the_limit_minus_one(tmp_path: Path) -> None:
+    """connection_limit 1 and nothing open: of two outbound links started in the same moment, one may connect
+    (nobody listens: remote-server-not-found) and the other is over the limit (resource-constraint)."""
+
+    async def main() -> None:
+        a, comp = await _alone(tmp_path, "optional/optional/true", connection_limit=1)
+        a.set_partner("c.test", Settings.parse_triple("optional/optional/true"))
+        a.gateway.config.resolver = Resolver(static_routes={"b.test": "127.0.0.17:5269", "c.test": "127.0.0.19:5269"},
+                                             use_srv=False)
+        try:
+            for to in ("bob@b.test", "carol@c.test"):  # routed in the same moment
+                a.gateway.send_to_partner("a.test", to.split("@")[1], Element(
+                    "{jabber:server}message", {"from": "alice@a.test", "to": to, "type": "chat"}))
+            got = sorted([error_condition(await comp.next_error(5)), error_condition(await comp.next_error(5))])
+            assert got == ["remote-server-not-found", "resource-constraint"], got
+        finally:
+            await comp.stop()
+            await a.gateway.stop()
+
+    asyncio.run(main())

@@ -353,6 +353,8 @@ class _OutboundLink:
         self.task: asyncio.Task[None] | None = None
         self.ready = False
         self.done = False
+        # Counted toward connection_limit: from when it starts connecting until it leaves the routing table.
+        self.counted = False
         self._flush_pending = False
         # Why the stream failed, for the bounces of what was queued (English, like every bounce text).
         self.failure_text = ""
@@ -624,7 +626,11 @@ class Gateway:
     def _connection_count(self) -> int:
         """S2S connections open or being opened, for ``connection_limit``: inbound streams, outbound links
         (from the moment they start connecting) and dialback verification streams."""
-        return len(self._inbound_machines) + len(self.links) + len(self._verify_links)
+        return (
+            len(self._inbound_machines)
+            + sum(1 for link in self.links.values() if link.counted)
+            + len(self._verify_links)
+        )
 
     async def _accept_s2s(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Connection(reader, writer, self.stats)
@@ -851,9 +857,10 @@ class Gateway:
         try:
             if settings is None:
                 raise _LinkFailed("not-allowed", f"{link.remote_domain} is not a federated partner")
-            if self._connection_count() - 1 >= self.settings.connection_limit:  # (this link is counted already)
+            if self._connection_count() >= self.settings.connection_limit:
                 self._outbound_failed(link.local_domain, link.remote_domain, "connection_limit")
                 raise _LinkFailed("resource-constraint", "the gateway's connection limit is reached")
+            link.counted = True
             conn: _Connection | None = None
             try:
                 async with asyncio.timeout(limit):
