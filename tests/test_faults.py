@@ -2,8 +2,8 @@
 time-out, a component that disconnects while stanzas are on their way to it. Every stanza the gateway
 accepted is delivered or bounced to its sender with an error, and the tests count them: sent N = delivered +
 bounced, exactly, with no stanza both or twice. Except a burst written while the partner dies
-(``test_partner_dies_during_a_burst``): stanzas already written to the dead socket are lost (no XEP-0198), and
-a known defect drops in silence those routed between the reset and the end of the link (xfail test).
+(``test_partner_dies_during_a_burst``): stanzas already written to the dead socket are lost (no XEP-0198);
+every other one is bounced.
 
 Gateways: a.test on 127.0.0.94, b.test on 127.0.0.95; scripted partners on 127.0.0.96."""
 
@@ -384,11 +384,10 @@ def test_partner_dies_during_a_burst(tmp_path: Path, monkeypatch: pytest.MonkeyP
     written to the open connection and not processed by the partner ("written but unacknowledged") was in
     flight: its bytes lay beyond what the partner had read from its socket, or the partner had read them and
     died before processing them; no stanza written was bounced as well; every stanza never written to the open
-    connection was bounced, except the ones handed over after the transport had closed (the defect of the next
-    test); and lost = written-but-unacknowledged + those, exactly.
-    Measured (2 cores, at 81b9669): 20,001 sent, 51 delivered, ~11,700 bounced, ~5,400-5,700 written but
-    unacknowledged (~450 kB in socket buffers beyond the 64 kB the partner had read), ~2,730 dropped after the
-    reset (~8,120 before 2844416 shortened that window)."""
+    connection was bounced (the next test: and none was handed to the closed transport); and lost =
+    written-but-unacknowledged, exactly.
+    Measured (2 cores, at 6dedca5): 20,001 sent, 51 delivered, ~14,400 bounced, ~5,560 written but
+    unacknowledged (~470 kB in socket buffers beyond the 64 kB the partner had read)."""
     out = _burst(tmp_path, monkeypatch)
     assert len(out.delivered) == len(set(out.delivered)), "a stanza was delivered twice"
     assert not set(out.delivered) & set(out.bounced), "a stanza was delivered and bounced"
@@ -405,15 +404,15 @@ def test_partner_dies_during_a_burst(tmp_path: Path, monkeypatch: pytest.MonkeyP
     print(f"written but unacknowledged {len(written_unacknowledged)} (in flight {len(in_flight)})")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "src/fedgate/server.py: between the transport's connection_lost and _drive_outbound's end (unlink(): "
-    "link.ready = False), _OutboundLink.send still hands stanzas to the machine, and _Connection.write drops "
-    "them in silence because writer.is_closing(): they are neither written nor bounced (~2,700 of 20,001)"))
 def test_partner_dies_during_a_burst_every_stanza_not_written_is_bounced(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same burst: every stanza the gateway had not written to the connection when it failed comes back."""
+    """The same burst: every stanza the gateway had not written to the connection when it failed comes back,
+    and none is handed to the dead socket. Until dc69227 (server.py) the stanzas routed between the transport's
+    connection_lost and the end of the stream went into the machine and were dropped by _Connection.write in
+    silence: ~8,120 of 20,001, then ~2,730 after 2844416; now none."""
     out = _burst(tmp_path, monkeypatch)
     never_written = set(range(BURST + 1)) - set(out.written)
+    assert not out.dropped, f"{len(out.dropped)} stanzas handed to the closed transport"
     assert never_written <= set(out.bounced), (
         f"{len(never_written - set(out.bounced))} never written and not bounced, "
         f"e.g. {sorted(never_written - set(out.bounced))[:5]}")
