@@ -30,6 +30,8 @@ from fedgate.component_client import COMPONENT_NS, ComponentClient, ComponentErr
 from fedgate.partners import Partner
 from fedgate.store.sqlite import SqliteStore
 
+from .net.rawpeer import FakePartner, RawPeer, header, listen
+
 LOOP = r"""
 import sys
 from fedgate.cli import cli
@@ -252,7 +254,9 @@ def test_sigkill_of_the_gateway_while_it_records_authorizations(tmp_path: Path) 
     row complete (u{n}@g.test, c{n}@u.test, a creation time) and for a stanza that was sent; every
     authorization whose stanza came back bounced is there; the store opens, and ``fedgate partner get`` reads
     the partners. Finally the gateway starts once more on the database and serves: its component connects,
-    a stanza to a local address is delivered, a new authorization is written and the stanza bounced."""
+    a stanza to a local address is delivered, a new authorization is written and the stanza bounced, and a
+    message from u.test to a user whose authorization was written before the last crash is delivered, while
+    one to a user who authorised nobody is not."""
     config, db = _gateway_config(tmp_path)
     log = tmp_path / "serve.log"
     rng = random.Random(int(os.environ.get("FEDGATE_CRASH_SEED", "11")))
@@ -276,6 +280,8 @@ def test_sigkill_of_the_gateway_while_it_records_authorizations(tmp_path: Path) 
               f" {len(acknowledged)} bounced, {count} recorded ({count - rows} this round)")
         rows = count
     assert grew >= 5, "the gateway should have been writing authorizations when killed"
+    with SqliteStore(db) as store:
+        earlier = int(store.authorizations()[-1][0].removeprefix("u").removesuffix("@g.test"))
 
     async def serves(proc: subprocess.Popen[bytes]) -> None:
         client = await _component(proc, log)
@@ -287,6 +293,27 @@ def test_sigkill_of_the_gateway_while_it_records_authorizations(tmp_path: Path) 
             async with asyncio.timeout(10):
                 while sent not in _bounced(client):
                     await asyncio.sleep(0.05)
+            # The authorizations written before the crashes are the ones the restarted gateway enforces: u.test's
+            # server appears (it answers the dialback connect-back), its stream authenticates, and of two
+            # messages only the one to a user who had authorised the sender reaches the component.
+            listener = await listen(NOWHERE_IP, FakePartner(UNVERIFIED, verdict=lambda _el: "valid"))
+            peer = await RawPeer.connect(GW_IP, source=NOWHERE_IP)
+            try:
+                peer.send(header("g.test", UNVERIFIED))
+                await peer.expect_header()
+                await peer.next_element()  # features
+                peer.send(f"<db:result from='{UNVERIFIED}' to='g.test'>key</db:result>")
+                assert (await peer.next_element(10)).get("type") == "valid"
+                for n, mid in ((sent + 1, "unauthorised"), (earlier, "authorised")):
+                    peer.send(f"<message from='c{n}@{UNVERIFIED}' to='u{n}@g.test' type='chat' id='{mid}'>"
+                              f"<body>{mid}</body></message>")
+                got = await client.next_message()
+                assert (got.get("id"), got.get("from"), body_of(got)) == (
+                    "authorised", f"c{earlier}@{UNVERIFIED}", "authorised")
+                assert [s.get("id") for s in client.drain()] == []
+            finally:
+                await peer.close()
+                listener.close()
         finally:
             await client.close()
 
