@@ -552,3 +552,37 @@ def test_a_hibernating_parser_holds_far_less_memory() -> None:
     awake, asleep = held(False), held(True)
     assert awake > 8000  # expat's state for one stream
     assert asleep < awake / 5, (awake, asleep)
+
+
+@pytest.mark.parametrize("end", ["release", "error", "close"])
+def test_a_finished_stream_is_freed_at_once_not_by_the_cycle_collector(end: str) -> None:
+    """expat's handlers are the parser's own methods: unless that cycle is broken when the stream ends, a flood
+    of unfinished streams keeps their buffers until the next full collection."""
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        p = XmlStreamParser()
+        p.feed(b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'>")
+        p.feed(b"<message><body>" + b"x" * 5000)  # an unfinished stanza, buffered
+        if end == "release":
+            p.release()
+            assert p.feed(b"</body></message>") == []
+        elif end == "error":
+            with pytest.raises(StreamError):
+                p.feed(b"</wrong>")
+            assert p._p is None and not p._buf  # what was big is gone with the error already
+            p.release()  # and the error's traceback (which holds feed()'s frame) with the release
+        else:
+            p2 = XmlStreamParser()
+            p2.feed(b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'>")
+            assert p2.feed(b"</stream:stream>") == [StreamClosed()]
+            p = p2
+        ref = weakref.ref(p)
+        del p
+        if end == "close":
+            del p2
+        assert ref() is None
+    finally:
+        gc.enable()

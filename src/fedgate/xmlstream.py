@@ -250,8 +250,22 @@ class XmlStreamParser:
 
     @property
     def closed(self) -> bool:
-        """Whether ``</stream:stream>`` has been received."""
+        """Whether ``</stream:stream>`` has been received (or the parser released)."""
         return self._closed
+
+    def release(self) -> None:
+        """The stream is over: free the expat parser and what is buffered now; ``feed()`` then ignores input.
+
+        Without this, an unfinished stream (a peer that just disconnects) is freed only by the cyclic garbage
+        collector, since expat's handlers are this object's methods: under a flood of such connections their
+        buffers pile up between collections.
+        """
+        self._p = None
+        self._closed = True
+        self._error = None  # its traceback holds feed()'s frame, and so this object
+        self._buf = bytearray()
+        self._stack = []
+        self._events = []
 
     def feed(self, data: bytes) -> list[XmlEvent]:
         """Parse more bytes; return the events they complete. Raises :class:`StreamError`."""
@@ -277,6 +291,8 @@ class XmlStreamParser:
                 if self._closed:
                     break
                 self._after_slice()
+            if self._closed:
+                self._p = None  # nothing more to parse: free it now (see release())
         except StreamError as exc:
             self._fail(exc)
             raise
@@ -289,18 +305,9 @@ class XmlStreamParser:
         self._error = exc
         self._events = []
         self._buf = bytearray()
-        self._stack = []
-        p = self._p
-        if p is None:
-            return
-        # Drop the handlers: they hold a reference cycle to us and must not run again. Clearing
-        # CharacterDataHandler flushes expat's buffered text through the old handler first, which may raise
-        # (text between stanzas) for this same failed stream; the flush empties the buffer, so retry once.
-        try:
-            p.CharacterDataHandler = None
-        except StreamError:
-            p.CharacterDataHandler = None
-        p.StartElementHandler = p.EndElementHandler = None
+        # Drop the expat parser (feed() holds it until it returns): freeing it flushes no buffered text through
+        # a handler, so nothing runs again for this stream, and it breaks the cycle through its handlers.
+        self._p = None
 
     def _after_slice(self) -> None:
         if self._depth == 1:
