@@ -154,6 +154,14 @@ class ComponentStream:
         if self._state is not _State.CLOSED:
             self._end(condition, text)
 
+    def hibernate(self) -> bool:
+        """Free the XML parser's state while the stream is idle between stanzas (the next bytes wake it)."""
+        return self._parser.hibernate()
+
+    def release(self) -> None:
+        """The connection is gone: free the parser now."""
+        self._parser.release()
+
     def data_to_send(self) -> bytes:
         """Everything queued for the component since the last call."""
         out = bytes(self._out)

@@ -62,6 +62,9 @@ _READ_SIZE = 65536
 LINGER_SECONDS = 1.0
 # How long a dialback verification stream stays open with nothing to ask.
 VERIFY_IDLE_SECONDS = 30.0
+# An authenticated stream that has received nothing for this long frees its XML parser's state (about 13 kB)
+# until the next bytes arrive; waking costs some 40 microseconds.
+HIBERNATE_AFTER_SECONDS = 1.0
 MAX_QUEUE = 10000
 
 
@@ -268,11 +271,23 @@ class _Connection:
             self.tls.start()
             self._write_wire(self.tls.data_to_send())
 
-    async def read(self, timeout: float | None) -> bytes | None:
-        """Plaintext from the peer; ``None`` at end of stream. Handshake records are answered here."""
+    async def read(self, timeout: float | None, on_idle: Callable[[], object] | None = None) -> bytes | None:
+        """Plaintext from the peer; ``None`` at end of stream. Handshake records are answered here.
+
+        ``on_idle`` is called once if nothing arrives for :data:`HIBERNATE_AFTER_SECONDS` (within ``timeout``);
+        the same timer serves both, so a busy stream pays nothing for it."""
         while True:
-            async with asyncio.timeout(timeout):  # no task per read, as wait_for makes
-                raw = await self.reader.read(_READ_SIZE)
+            idle_first = on_idle is not None and (timeout is None or timeout > HIBERNATE_AFTER_SECONDS)
+            try:
+                async with asyncio.timeout(HIBERNATE_AFTER_SECONDS if idle_first else timeout):
+                    raw = await self.reader.read(_READ_SIZE)  # (no task per read, as wait_for makes)
+            except TimeoutError:
+                if not idle_first or on_idle is None:
+                    raise
+                on_idle()
+                on_idle = None
+                timeout = None if timeout is None else timeout - HIBERNATE_AFTER_SECONDS
+                continue
             if not raw:
                 return None
             self.stats.bytes_in += len(raw)
@@ -654,6 +669,7 @@ class Gateway:
                 conn.write(machine.data_to_send())
                 self._inbound_events(machine, conn, record, events)
         finally:
+            machine.release()
             self._inbound_machines.pop(key, None)
             self.streams.pop(key, None)
             if record.remote_domain is not None:
@@ -669,7 +685,7 @@ class Gateway:
                 timeout: float = self.settings.stream_inactivity_timeout
             else:
                 timeout = max(0.0, deadline - time.monotonic())
-            data = await conn.read(timeout)
+            data = await conn.read(timeout, machine.hibernate if machine.authenticated else None)
             if conn.tls_just_completed:
                 conn.tls_just_completed = False
                 info = conn.tls_info()
@@ -803,6 +819,7 @@ class Gateway:
             log.info("dialback verification stream to %s ended: %s", link.machine.remote_domain, exc)
             unanswered = _verify_error(exc)
         finally:
+            link.machine.release()
             link.closed = True
             if self._verify_links.get(pair) is link:
                 del self._verify_links[pair]
@@ -899,6 +916,8 @@ class Gateway:
             unlink()
             if link.machine is not None and link.conn is not None:
                 _write_out(link.machine, link.conn, link)  # stanzas not yet written come back to the queue
+            if link.machine is not None:
+                link.machine.release()
             queued, link.queue = link.queue, []
             retry = (
                 authenticated and not transport_failed and all(server.is_serving() for server in self._servers)
@@ -947,7 +966,7 @@ class Gateway:
             data: bytes | None = b""
             if timeout > 0:
                 try:
-                    data = await conn.read(timeout)
+                    data = await conn.read(timeout, machine.hibernate if machine.authenticated else None)
                 except TimeoutError:
                     pass
                 else:
@@ -1066,7 +1085,7 @@ class Gateway:
         domain: str | None = None
         try:
             while True:
-                data = await conn.read(None)
+                data = await conn.read(None, machine.hibernate if domain is not None else None)
                 if data is None:
                     machine.close()
                     break
@@ -1090,6 +1109,7 @@ class Gateway:
         except (ConnectionError, StreamError) as exc:
             log.info("component stream ended: %s", exc)
         finally:
+            machine.release()
             if domain is not None and self.components.get(domain, (None,))[0] is machine:
                 del self.components[domain]
             await conn.close()

@@ -149,6 +149,15 @@ class StreamMachine:
             events.append(StreamClosed(None, text, by_peer=False))
         return events
 
+    def hibernate(self) -> bool:
+        """While the stream is idle between stanzas, free the XML parser's state (see
+        :meth:`fedgate.xmlstream.XmlStreamParser.hibernate`); the next bytes wake it. False when not idle."""
+        return self._parser.hibernate()
+
+    def release(self) -> None:
+        """The connection is gone: free the parser now (nothing is parsed after this)."""
+        self._parser.release()
+
     def connection_lost(self) -> list[S2SEvent]:
         """The transport ended without ``</stream:stream>`` (TCP FIN or reset): handled like a peer close, so a
         negotiation cut short is reported."""
