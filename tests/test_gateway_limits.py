@@ -514,3 +514,45 @@ def test_two_links_started_together_at_the_limit_minus_one(tmp_path: Path) -> No
             await a.gateway.stop()
 
     asyncio.run(main())
+
+
+def test_idle_streams_hibernate_and_wake_on_the_next_stanza(tmp_path: Path) -> None:
+    """After a second without input, both ends of an authenticated S2S stream and the component streams hold
+    no expat parser; the next stanza wakes them, on the same streams, and goes through unchanged."""
+
+    async def main() -> None:
+        ca = TestCA.create(tmp_path / "ca")
+        a = await make_node(tmp_path, ca, "a.test", "127.0.0.16", ROUTES, component_port=5347)
+        b = await make_node(tmp_path, ca, "b.test", "127.0.0.17", ROUTES, component_port=5347)
+        s = Settings.parse_triple("required/required/false")
+        a.set_partner("b.test", s, partner_type="federated")
+        b.set_partner("a.test", s, partner_type="federated")
+        comp_a = EchoComponent("a.test", "secret", "127.0.0.16", 5347)
+        comp_b = EchoComponent("b.test", "secret", "127.0.0.17", 5347)
+        await comp_a.start()
+        await comp_b.start()
+        try:
+            def parsers() -> list[object]:
+                inbound = [m._parser for m, _ in b.gateway._inbound_machines.values()]
+                outbound = [link.machine._parser for link in a.gateway.links.values() if link.machine]
+                components = [m._parser for m, _ in (*a.gateway.components.values(), *b.gateway.components.values())]
+                return [*inbound, *outbound, *components]
+
+            comp_a.say("alice@a.test", "bob@b.test", "ping 1")
+            reply = await comp_a.next_message(10)
+            assert str(reply["body"]) == "pong 1"
+            authentications = sum(isinstance(e, Authenticated) for _, e in a.events + b.events)
+            await asyncio.sleep(1.6)
+            asleep = parsers()
+            assert len(asleep) >= 4 and all(p.hibernating for p in asleep), [p.hibernating for p in asleep]
+            comp_a.say("alice@a.test", "bob@b.test", "ping 2 <&> 😀")
+            reply = await comp_a.next_message(10)
+            assert str(reply["body"]) == "pong 2 <&> 😀"
+            assert sum(isinstance(e, Authenticated) for _, e in a.events + b.events) == authentications
+        finally:
+            await comp_a.stop()
+            await comp_b.stop()
+            await a.gateway.stop()
+            await b.gateway.stop()
+
+    asyncio.run(main())
