@@ -120,3 +120,15 @@ def test_normalize_domain() -> None:
     assert normalize_domain("A.EXAMPLE") == "a.example"
     with pytest.raises(ValueError):
         normalize_domain("")
+
+
+def test_domains_compare_by_the_partner_rules_idna_2008() -> None:
+    """A certificate, an SNI name and a partner record must normalise alike: IDNA 2008 with UTS 46 mapping."""
+    from fedgate.partners import normalize_domain as partner_domain
+
+    for typed in ("faß.example", "Bücher.Example.", "ＥＸＡＭＰＬＥ。org"):
+        assert normalize_domain(typed) == partner_domain(typed.rstrip("."))
+    assert normalize_domain("faß.example") == "xn--fa-hia.example"  # IDNA 2003 made it fass.example
+    for bad in ("☃.example", "xn--zz.example", ""):
+        with pytest.raises(ValueError):
+            normalize_domain(bad)

@@ -92,6 +92,11 @@ def _key_usage(
     )
 
 
+def _dns_name(name: str) -> str:
+    """A dNSName for a certificate: a domain, or a wildcard ``*.`` before one (RFC 6125 6.4.3)."""
+    return "*." + normalize_domain(name[2:]) if name.startswith("*.") else normalize_domain(name)
+
+
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
@@ -178,7 +183,7 @@ class TestCA:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         ascii_domain = normalize_domain(domain)
-        names = [ascii_domain] if dns_names is None else [normalize_domain(n) for n in dns_names]
+        names = [ascii_domain] if dns_names is None else [_dns_name(n) for n in dns_names]
 
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ascii_domain)])

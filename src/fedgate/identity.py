@@ -13,12 +13,15 @@ Names compare after IDNA normalisation to lower-case A-labels.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 from service_identity.exceptions import CertificateError
 from service_identity.hazmat import DNS_ID, SRV_ID, DNSPattern, SRVPattern
+
+from fedgate.partners import normalize_domain as _normalize_partner_domain
 
 __all__ = [
     "ID_ON_DNSSRV",
@@ -39,16 +42,12 @@ _UTF8STRING = 0x0C
 _IA5STRING = 0x16
 
 
+@functools.lru_cache(maxsize=4096)  # SNI, certificate names and routes ask for the same few domains
 def normalize_domain(domain: str) -> str:
-    """``domain`` as lower-case A-labels without a trailing dot. Raises ``ValueError`` if it is not a domain."""
-    domain = domain.strip().rstrip(".")
-    if not domain:
-        raise ValueError("empty domain")
-    try:
-        ascii_domain = domain if domain.isascii() else domain.encode("idna").decode("ascii")
-    except UnicodeError as e:
-        raise ValueError(f"not an IDNA domain: {domain!r}") from e
-    return ascii_domain.lower()
+    """``domain`` as lower-case A-labels without a trailing dot, by the same rules as partner domains (IDNA 2008
+    with UTS 46 mapping, :func:`fedgate.partners.normalize_domain`), so a certificate, an SNI name and a partner
+    record compare alike. Raises ``ValueError`` if it is not a domain."""
+    return _normalize_partner_domain(domain.strip())
 
 
 @dataclass(frozen=True)
