@@ -31,6 +31,7 @@ from fedgate.partners import Partner
 from fedgate.store.sqlite import SqliteStore
 
 from .net.rawpeer import FakePartner, RawPeer, header, listen
+from .net.serve import write_config
 
 LOOP = r"""
 import sys
@@ -128,30 +129,8 @@ def _gateway_config(tmp: Path) -> tuple[Path, Path]:
     with SqliteStore(db) as store:
         store.add_partner(Partner.parse(domain=UNVERIFIED, tls="optional", sasl="optional", dialback=True,
                                         partner_type="public_unverified"))
-    path = tmp / "fedgate.toml"
-    path.write_text(f"""
-[gateway]
-database = "{db}"
-log_level = "warning"
-
-[[domain]]
-name = "g.test"
-certificate = "{files.chain}"
-key = "{files.key}"
-component_secret = "secret"
-
-[listen]
-s2s = ["{GW_IP}:5269"]
-component = "{GW_IP}:5347"
-
-[trust]
-system = false
-cafiles = ["{ca.cert_path}"]
-
-[dns]
-use_srv = false
-static_routes = {{ "{UNVERIFIED}" = "{NOWHERE_IP}:5269" }}
-""")
+    path = write_config(tmp / "fedgate.toml", db=db, domain="g.test", files=files, ca=ca, ip=GW_IP,
+                        routes={UNVERIFIED: f"{NOWHERE_IP}:5269"}, log_level="warning")
     return path, db
 
 

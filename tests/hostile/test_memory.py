@@ -33,6 +33,7 @@ from fedgate.partners import Partner
 from fedgate.store.sqlite import SqliteStore
 
 from ..net.rawpeer import RawPeer, features, header, listen
+from ..net.serve import write_config
 
 GW_IP, ATTACKER_IP = "127.0.0.97", "127.0.0.98"
 LEGIT, LEGIT_IP = "q.test", "127.0.0.86"
@@ -59,29 +60,8 @@ def _config(tmp: Path) -> Path:
                                         partner_type="federated"))
         store.update_gateway(connection_limit=64, partner_connection_limit=100, max_stanza_size=65536,
                              stream_establishment_timeout=2)
-    path = tmp / "fedgate.toml"
-    path.write_text(f"""
-[gateway]
-database = "{db}"
-
-[[domain]]
-name = "g.test"
-certificate = "{files.chain}"
-key = "{files.key}"
-component_secret = "secret"
-
-[listen]
-s2s = ["{GW_IP}:5269"]
-component = "{GW_IP}:5347"
-
-[trust]
-system = false
-cafiles = ["{ca.cert_path}"]
-
-[dns]
-use_srv = false
-static_routes = {{ "{LEGIT}" = "{LEGIT_IP}:5269" }}
-""")
+    path = write_config(tmp / "fedgate.toml", db=db, domain="g.test", files=files, ca=ca, ip=GW_IP,
+                        routes={LEGIT: f"{LEGIT_IP}:5269"})
     return path
 
 
