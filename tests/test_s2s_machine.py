@@ -784,3 +784,56 @@ def test_outbound_withdraws_stanzas_not_yet_handed_out() -> None:
     out.send_stanza(second)
     assert out.withdraw_unsent() == [second]
     assert out.data_to_send() == b"" and out.withdraw_unsent() == []
+
+
+# -- a local domain without a certificate ----------------------------------------------------------------------
+def _no_certificate_ctx(settings: Settings) -> S2SContext:
+    c = ctx("b.test", {"a.test": settings}, "b")
+    c.has_certificate = lambda domain: domain != "b.test"
+    return c
+
+
+def test_no_starttls_offered_for_a_domain_without_a_certificate() -> None:
+    """TLS optional: the features offer dialback over TCP and no STARTTLS; a <starttls/> sent anyway gets
+    <failure/> (RFC 6120 5.4.2.2) and a failure that names our missing certificate."""
+    s = Settings.parse_triple("optional/optional/true")
+    inbound = InboundStream(_no_certificate_ctx(s))
+    assert kinds(feed(inbound, HEADER_A)) == ["StreamOpened"]
+    sent = inbound.data_to_send()
+    assert b"starttls" not in sent and b"urn:xmpp:features:dialback" in sent
+    events = feed(inbound, b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    assert kinds(events) == ["NegotiationFailed", "StreamClosed"]
+    failed = events[0]
+    assert isinstance(failed, NegotiationFailed) and failed.detail == "no_local_certificate"
+    assert Exclusion(Method.SASL_TLS, "local", Rule.CERTIFICATE_INVALID) in failed.excluded
+    assert inbound.data_to_send() == b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>"
+    assert inbound.closed
+
+
+def test_tls_required_without_a_certificate_is_refused_at_the_header() -> None:
+    s = Settings.parse_triple("required/optional/true")
+    inbound = InboundStream(_no_certificate_ctx(s))
+    events = feed(inbound, HEADER_A)
+    assert kinds(events) == ["NegotiationFailed", "StreamClosed"]
+    failed, closed = events
+    assert isinstance(failed, NegotiationFailed) and failed.detail == "no_local_certificate"
+    assert (failed.local_domain, failed.remote_domain, failed.direction) == ("b.test", "a.test", "in")
+    assert Exclusion(Method.TCP_DIALBACK, "local", Rule.TLS_REQUIRED) in failed.excluded
+    assert isinstance(closed, StreamClosed) and closed.condition == "internal-server-error"
+    sent = inbound.data_to_send()
+    assert b"<internal-server-error" in sent and b"starttls" not in sent and sent.endswith(b"</stream:stream>")
+
+
+def test_outbound_from_a_domain_without_a_certificate_does_not_try_sasl_external() -> None:
+    s = Settings.parse_triple("required/optional/true")
+    c = ctx("a.test", {"b.test": s})
+    c.has_certificate = lambda domain: domain != "a.test"
+    out = OutboundStream(c, "a.test", "b.test", s)
+    out.start()
+    out.tls_established(tls("b.test"))
+    out.data_to_send()
+    feed(out, HEADER_B % b"s1", b"<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+         b"<mechanism>EXTERNAL</mechanism></mechanisms><dialback xmlns='urn:xmpp:features:dialback'/>"
+         b"</stream:features>")
+    sent = out.data_to_send()
+    assert b"<auth" not in sent and b"<db:result from='a.test' to='b.test'>" in sent

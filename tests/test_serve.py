@@ -32,8 +32,8 @@ from fedgate.dialback import DIALBACK_FEATURE_NS, DIALBACK_NS
 from fedgate.partners import Partner
 from fedgate.policy import Settings
 from fedgate.resolver import Resolver
-from fedgate.s2s import StreamClosed
-from fedgate.server import Gateway, GatewayConfig, LocalDomain
+from fedgate.s2s import NegotiationFailed, StreamClosed
+from fedgate.server import Gateway, GatewayConfig, LocalDomain, _failure_text
 from fedgate.store.sqlite import SqliteStore
 from fedgate.tls import Credentials, TlsSession, TrustAnchors, client_context
 
@@ -671,11 +671,15 @@ def test_a_domain_without_a_certificate_offers_no_starttls(tmp_path: Path) -> No
     """gw.test has a certificate, plain.test none. The machines' context says so per domain (an outbound
     stream from plain.test has no certificate for SASL EXTERNAL); a partner opening a stream to plain.test is
     not offered STARTTLS and, with TLS optional, gets dialback over plain TCP instead of a STARTTLS that ends
-    with another domain's certificate (or internal-server-error when no domain has one)."""
+    with another domain's certificate (or internal-server-error when no domain has one). A partner with whom
+    TLS is required is refused at its header with internal-server-error, and the failure names the missing
+    certificate."""
     ca = TestCA.create(tmp_path / "ca")
     files = ca.issue("gw.test", tmp_path / "certs")
     store = SqliteStore(tmp_path / "gw.sqlite3")
     store.add_partner(Partner.parse(domain="b.test", tls="optional", sasl="optional", dialback=True,
+                                    partner_type="federated"))
+    store.add_partner(Partner.parse(domain="c.test", tls="required", sasl="optional", dialback=True,
                                     partner_type="federated"))
     config = GatewayConfig(
         domains={"gw.test": LocalDomain("gw.test", Credentials(files.chain, files.key)),
@@ -684,27 +688,39 @@ def test_a_domain_without_a_certificate_offers_no_starttls(tmp_path: Path) -> No
         trust=TrustAnchors(cafiles=(ca.cert_path,), use_system=False),
         resolver=Resolver(static_routes=ROUTES, use_srv=False),
     )
+    failures: list[NegotiationFailed] = []
 
-    async def main() -> Element:
-        gateway = Gateway(config, store)
-        assert gateway._context("gw.test").has_certificate
-        assert not gateway._context("plain.test").has_certificate
-        await gateway.start()
+    async def first_element(to: str, from_: str) -> Element:
         peer = await RawPeer.connect("127.0.0.14", 5269, source="127.0.0.15")
         try:
-            peer.send(header("plain.test", "b.test"))
+            peer.send(header(to, from_))
             await peer.expect_header()
             return await peer.next_element()
         finally:
             await peer.close()
+
+    async def main() -> tuple[Element, Element, Element]:
+        gateway = Gateway(config, store)
+        gateway.listeners.append(lambda _d, e: isinstance(e, NegotiationFailed) and failures.append(e))
+        assert gateway._context().has_certificate("gw.test")
+        assert not gateway._context().has_certificate("plain.test")
+        await gateway.start()
+        try:
+            return (await first_element("plain.test", "b.test"), await first_element("gw.test", "b.test"),
+                    await first_element("plain.test", "c.test"))
+        finally:
             await gateway.stop()
 
     try:
-        offered = asyncio.run(main())
+        offered, offered_by_gw, refused = asyncio.run(main())
     finally:
         store.close()
+    starttls = "{urn:ietf:params:xml:ns:xmpp-tls}starttls"
     assert offered.find(f"{{{DIALBACK_FEATURE_NS}}}dialback") is not None
-    if offered.find("{urn:ietf:params:xml:ns:xmpp-tls}starttls") is not None:
-        # The inbound machine offers STARTTLS from the partner's settings alone (s2s/inbound.py _features):
-        # a known gap, see the report; the test passes once the machine asks whether the domain has one.
-        pytest.xfail("STARTTLS offered for a domain without a certificate")
+    assert offered.find(starttls) is None
+    assert offered_by_gw.find(starttls) is not None  # (the domain with a certificate still offers it)
+    assert refused.tag == "{http://etherx.jabber.org/streams}error"
+    assert refused.find("{urn:ietf:params:xml:ns:xmpp-streams}internal-server-error") is not None
+    [failure] = [f for f in failures if f.remote_domain == "c.test"]
+    assert failure.detail == "no_local_certificate" and failure.local_domain == "plain.test"
+    assert _failure_text(failure, "en").startswith("plain.test has no certificate")

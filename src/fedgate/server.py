@@ -169,7 +169,7 @@ FAILURE_CODES: frozenset[str] = frozenset(
         "starttls_refused", "starttls_not_offered", "starttls_required_by_peer", "no_method_offered",
         "stream_closed", "establishment_timeout", "closed_before_authentication", "dialback_invalid",
         "dialback_error", "dialback_unknown", "resolution_failed", "connect_failed", "tls_failed",
-        "connection_limit",
+        "connection_limit", "no_local_certificate",
         *(f"dialback_error_{condition}" for condition in STANZA_ERROR_TYPES),
     }
 )
@@ -487,21 +487,20 @@ class Gateway:
     def settings(self) -> GatewaySettings:
         return self.policy.gateway
 
-    def _context(self, local_domain: str | None = None) -> S2SContext:
-        """What a machine consults. ``has_certificate`` is for ``local_domain`` (an outbound stream's own
-        domain); without one (an inbound stream, whose domain its header names later), whether any domain
-        has a certificate."""
-        if local_domain is not None:
-            served = self.config.domains.get(local_domain)
-            has_certificate = served is not None and served.credentials is not None
-        else:
-            has_certificate = self._server_tls is not None
+    def has_certificate(self, domain: str) -> bool:
+        """Whether we serve ``domain`` with a certificate (as configured now: SIGHUP can change it)."""
+        served = self.config.domains.get(domain)
+        return served is not None and served.credentials is not None
+
+    def _context(self) -> S2SContext:
+        """What a machine consults; ``has_certificate`` answers per local domain (an inbound stream learns its
+        domain from the header, an outbound one has its own)."""
         return S2SContext(
             is_local_domain=self.config.domains.__contains__,
             settings_for=self.policy.settings_for,
             dialback_secret=self.policy.passphrase,
             max_stanza_size=self.settings.max_stanza_size,
-            has_certificate=has_certificate,
+            has_certificate=self.has_certificate,
         )
 
     # -- life cycle --------------------------------------------------------------------------------------------
@@ -1158,6 +1157,8 @@ def _failure_text(ev: NegotiationFailed, lang: str | None = None) -> str:
         head.append(t("s2s.reason.dialback_error", lang, condition=ev.peer_error))
     elif ev.detail == "dialback_invalid":
         head.append(t("s2s.reason.dialback_invalid", lang))
+    elif ev.detail == "no_local_certificate":
+        head.append(t("s2s.reason.no_local_certificate", lang, domain=ev.local_domain))
     elif ev.detail in ("stream_closed", "closed_before_authentication"):
         # What the settings rule out is true but is not why: say first that the stream ended early.
         head.append(t("s2s.reason.closed_early", lang))

@@ -66,6 +66,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh-TW": "串流在完成驗證前即已結束",
         "ja": "認証が終わる前にストリームが終了しました",
     },
+    "s2s.reason.no_local_certificate": {
+        "en": "{domain} has no certificate, which rules out every method over TLS",
+        "zh-TW": "{domain} 沒有憑證，因此排除了所有經由 TLS 的方法",
+        "ja": "{domain} に証明書がないため、TLS を使う方法はどれも使えません",
+    },
     "s2s.outbound_idle": {
         "en": "closing the idle stream to {partner} (no stanza either way for {seconds} s)",
         "zh-TW": "正在關閉到 {partner} 的閒置串流（雙向 {seconds} 秒沒有任何節（stanza））",

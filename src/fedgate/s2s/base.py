@@ -66,7 +66,9 @@ class S2SContext:
     settings_for: Callable[[str], Settings | None]
     dialback_secret: str
     max_stanza_size: int = 262144
-    has_certificate: bool = True
+    # Whether one of our domains has a certificate to present (STARTTLS as the receiving side, SASL EXTERNAL as
+    # the initiating one).
+    has_certificate: Callable[[str], bool] = field(default=lambda _domain: True)
     new_stream_id: Callable[[], str] = field(default=lambda: secrets.token_hex(16))
 
 

@@ -58,6 +58,8 @@ class InboundStream(StreamMachine):
         self._awaiting_tls = False
         self._sasl_done = False
         self._offered_external = False
+        # Refused because our domain has no certificate and TLS is needed: the failure says so.
+        self._no_certificate = False
 
     # -- called by the I/O layer ---------------------------------------------------------------------------
     def tls_established(self, info: TlsInfo) -> None:
@@ -119,6 +121,12 @@ class InboundStream(StreamMachine):
             self.settings = settings
         check_version(ev.attrs.get("version"))
         assert self.settings is not None
+        if not restart and self.settings.tls is Tls.REQUIRED and not self._has_certificate():
+            # TLS is required with this partner and we have no certificate to present for this domain: no
+            # method can work. internal-server-error (RFC 6120 4.9.3.11) is what a misconfiguration of ours
+            # is; the NegotiationFailed names the missing certificate.
+            self._no_certificate = True
+            raise StreamError("internal-server-error", f"no certificate for {to}, and TLS is required with {from_}")
         if restart:
             # RFC 6120 5.4.3.3 (after TLS) and 6.4.6 (after SASL): a new response header with a new stream ID,
             # never the old one.
@@ -128,6 +136,9 @@ class InboundStream(StreamMachine):
         )
         events.append(StreamOpened(self.stream_id, self.remote_domain, self.local_domain))
         self._send(self._features())
+
+    def _has_certificate(self) -> bool:
+        return self.local_domain is not None and self._ctx.has_certificate(self.local_domain)
 
     def _dialback_method(self) -> Method:
         return Method.TLS_DIALBACK if self.secure else Method.TCP_DIALBACK
@@ -140,7 +151,7 @@ class InboundStream(StreamMachine):
             # RFC 6120 6.4.6: nothing is left to negotiate, and SASL is never offered twice.
             self._offered_external = False
             return features
-        if not self.secure and s.tls is not Tls.NOT_SUPPORTED:
+        if not self.secure and s.tls is not Tls.NOT_SUPPORTED and self._has_certificate():
             starttls = SubElement(features, f"{{{TLS_NS}}}starttls")
             if s.tls is Tls.REQUIRED:
                 SubElement(starttls, f"{{{TLS_NS}}}required")
@@ -183,13 +194,26 @@ class InboundStream(StreamMachine):
 
     def _on_starttls(self, events: list[S2SEvent]) -> None:
         assert self.settings is not None
-        if self.secure or self.settings.tls is Tls.NOT_SUPPORTED or self.authenticated or self._pending_dialback:
+        text = "STARTTLS not available"
+        if not self.secure and not self._has_certificate():
+            # Not offered (no certificate for this domain), asked for anyway: refused the same way.
+            self._no_certificate = True
+            text = f"STARTTLS not available: no certificate for {self.local_domain}"
+        if (
+            self._no_certificate
+            or self.secure
+            or self.settings.tls is Tls.NOT_SUPPORTED
+            or self.authenticated
+            or self._pending_dialback
+        ):
             # RFC 6120 5.4.2.2: answer <failure/> and close the stream. With a dialback verification under way
             # the method it was checked for (TCP) would be authenticated as another (TLS): refused too.
             self._write(b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
             self._write_close()
             self.closed = True
-            events.append(StreamClosed("policy-violation", "STARTTLS not available", by_peer=False))
+            if self._no_certificate:
+                self._on_failed_before_auth(events)
+            events.append(StreamClosed("policy-violation", text, by_peer=False))
             return
         self._write(b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
         self._awaiting_tls = True
@@ -306,8 +330,13 @@ class InboundStream(StreamMachine):
         if self._answered_verify and not self._pending_dialback:
             return  # a dialback verification stream: it never meant to authenticate, so nothing failed
         excluded: list[Exclusion] = []
+        no_certificate = self._no_certificate or not self._has_certificate()
         for method in Method:
             excluded += [Exclusion(method, "local", r) for r in exclusions(self.settings, method)]
+            if method is Method.SASL_TLS and no_certificate and allows(self.settings, method):
+                # No certificate of ours for this domain: no TLS, so no SASL EXTERNAL (nor dialback over TLS,
+                # which the detail code says).
+                excluded.append(Exclusion(method, "local", Rule.CERTIFICATE_INVALID))
             if (
                 method is Method.SASL_TLS
                 and self.secure
@@ -315,8 +344,5 @@ class InboundStream(StreamMachine):
                 and not self._offered_external
             ):
                 excluded.append(Exclusion(method, "remote", Rule.CERTIFICATE_INVALID))
-        events.append(
-            NegotiationFailed(
-                self.local_domain, self.remote_domain, "in", tuple(excluded), "closed_before_authentication"
-            )
-        )
+        detail = "no_local_certificate" if self._no_certificate else "closed_before_authentication"
+        events.append(NegotiationFailed(self.local_domain, self.remote_domain, "in", tuple(excluded), detail))

@@ -252,7 +252,7 @@ class OutboundStream(StreamMachine):
     def _choose_authentication(self, features: Element, events: list[S2SEvent]) -> None:
         # Methods our settings rule out need no note here: _why() adds our settings' rules.
         if self.secure and not self._sasl_failed and allows(self.settings, Method.SASL_TLS):
-            if not self._ctx.has_certificate:
+            if not self._ctx.has_certificate(self.local_domain):
                 self._excluded.append(Exclusion(Method.SASL_TLS, "local", Rule.CERTIFICATE_INVALID))
             elif "EXTERNAL" in _mechanisms(features):
                 # XEP-0178: the authorization identity is our domain (base64), which Prosody and ejabberd accept.
