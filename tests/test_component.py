@@ -198,6 +198,30 @@ def test_local_close() -> None:
     assert m2.data_to_send() == STREAM_CLOSE
 
 
+def test_after_our_close_the_components_stanzas_still_count_until_its_close() -> None:
+    """RFC 6120 4.4: after our </stream:stream> the component may still be sending; those stanzas are received
+    (to be routed), nothing more goes to it, and its own close ends the stream."""
+    m = authenticated()
+    m.close()
+    assert m.closing and not m.closed and m.data_to_send() == STREAM_CLOSE
+    assert not m.send_stanza(Element("{jabber:server}message", {"to": "bot@comp.example", "from": "a@b"}))
+    m.close("system-shutdown")  # (nothing more is written after our close)
+    events = m.receive_data(MESSAGE + b"<message from='bot@other.example' to='u@r.example'/>" + MESSAGE)
+    assert [type(e) for e in events] == [StanzaReceived, StanzaReceived]  # (the bad 'from' is passed over)
+    assert m.data_to_send() == b""
+    assert m.receive_data(STREAM_CLOSE) == [ComponentClosed(None)]
+    assert m.closed and not m.closing and m.data_to_send() == b""
+    assert m.receive_data(MESSAGE) == []
+
+
+def test_malformed_input_after_our_close_ends_it_silently() -> None:
+    m = authenticated()
+    m.close()
+    m.data_to_send()
+    [event] = m.receive_data(b"<message from='bot@comp.example' to='x@y'><<")
+    assert isinstance(event, ComponentClosed) and m.closed and m.data_to_send() == b""
+
+
 def test_local_close_before_header_opens_stream_first() -> None:
     m = machine()
     m.close("system-shutdown")

@@ -26,6 +26,7 @@ from fedgate.s2s import (
     S2SContext,
     S2SEvent,
     StanzaReceived,
+    StanzaRefused,
     StartTlsNow,
     StreamClosed,
     StreamOpened,
@@ -582,6 +583,12 @@ def test_whatever_the_peer_sends_no_forbidden_method_and_no_exception(
         if inbound.closed:
             assert inbound.receive_data(b"<more/>") == []
     inbound.close("system-shutdown")
+    # Our stream error closes it; with a domain authenticated it waits for the peer's close (RFC 6120 4.4), and
+    # what arrives meanwhile is refused, never delivered, and nothing more is written.
+    assert inbound.closed or (inbound.closing and inbound.authenticated)
+    inbound.data_to_send()
+    late = inbound.receive_data(b"<message from='x@a.test' to='y@b.test'/></stream:stream>")
+    assert not any(isinstance(e, StanzaReceived) for e in late) and inbound.data_to_send() == b""
     assert inbound.closed
 
 
@@ -784,6 +791,89 @@ def test_outbound_withdraws_stanzas_not_yet_handed_out() -> None:
     out.send_stanza(second)
     assert out.withdraw_unsent() == [second]
     assert out.data_to_send() == b"" and out.withdraw_unsent() == []
+
+
+# -- closing from our side: RFC 6120 4.4 ------------------------------------------------------------------------
+MESSAGE_A = b"<message from='x@a.test' to='y@b.test' id='%d'/>"
+
+
+def test_our_close_keeps_reading_and_delivering_until_the_peers_close() -> None:
+    """After our </stream:stream> an authenticated stream is closing: the stanzas the peer sent before it read
+    ours are still received, nothing more is sent (not even to answer), and the peer's close ends it."""
+    inbound = _authenticated_inbound()
+    events = inbound.close()
+    assert events == [StreamClosed(None, "", by_peer=False)]
+    assert inbound.closing and not inbound.closed and inbound.data_to_send() == b"</stream:stream>"
+    assert inbound.close() == [] and inbound.close("reset") == [] and inbound.data_to_send() == b""
+    events = feed(inbound, MESSAGE_A % 1, b"<db:result from='a.test' to='b.test'>k</db:result>", MESSAGE_A % 2)
+    assert [e.element.get("id") for e in events if isinstance(e, StanzaReceived)] == ["1", "2"]
+    assert kinds(events) == ["StanzaReceived", "StanzaReceived"] and inbound.data_to_send() == b""
+    # A stanza that would have been a stream error is passed over (nothing can be said now); what follows counts.
+    events = feed(inbound, b"<message from='x@evil.test' to='y@b.test'/>", MESSAGE_A % 3)
+    assert kinds(events) == ["StanzaReceived"] and inbound.closing and inbound.data_to_send() == b""
+    assert feed(inbound, b"</stream:stream>") == []  # (the stream's one StreamClosed was ours)
+    assert inbound.closed and not inbound.closing and inbound.data_to_send() == b""
+    assert feed(inbound, MESSAGE_A % 4) == []
+
+
+def test_after_our_stream_error_what_arrives_is_refused_not_delivered() -> None:
+    """RFC 6120 4.9.1.1: a stream error ends the stream; stanzas the peer sent before it read ours are handed
+    back as StanzaRefused (for the caller to bounce to their senders), with our condition."""
+    inbound = _authenticated_inbound()
+    events = inbound.close("policy-violation", "partner settings changed")
+    assert events == [StreamClosed("policy-violation", "partner settings changed", by_peer=False)]
+    sent = inbound.data_to_send()
+    assert b"<policy-violation" in sent and sent.endswith(b"</stream:stream>")
+    assert inbound.closing and inbound.refusing == "policy-violation"
+    events = feed(inbound, MESSAGE_A % 1, b"<presence from='x@a.test/r' to='y@b.test'/>")
+    assert [type(e) for e in events] == [StanzaRefused, StanzaRefused]
+    assert all(isinstance(e, StanzaRefused) and e.condition == "policy-violation" and e.from_domain == "a.test"
+               for e in events)
+    assert inbound.data_to_send() == b""
+    # The peer's stream error (it read ours) ends it as well as its close would.
+    feed(inbound, b"<stream:error><reset xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>")
+    assert inbound.closed and inbound.data_to_send() == b""
+
+
+def test_a_stream_nobody_authenticated_on_closes_at_once() -> None:
+    s = Settings.parse_triple("optional/optional/true")
+    inbound = InboundStream(ctx("b.test", {"a.test": s}, "b"))
+    feed(inbound, HEADER_A)
+    inbound.data_to_send()
+    assert kinds(inbound.close()) == ["StreamClosed"]
+    assert inbound.closed and not inbound.closing
+    assert feed(inbound, MESSAGE_A % 1) == []
+
+
+def test_closing_ignores_dialback_answers_and_connection_loss_ends_it() -> None:
+    s = Settings.parse_triple("optional/optional/true")
+    inbound = InboundStream(ctx("b.test", {"a.test": s, "c.test": s}, "b"))
+    feed(inbound, HEADER_A)
+    feed(inbound, b"<db:result from='a.test' to='b.test'>k</db:result>")
+    assert inbound.dialback_verified("a.test", "b.test", True) != []
+    events = feed(inbound, b"<db:result from='c.test' to='b.test'>k</db:result>")
+    assert kinds(events) == ["DialbackVerifyRequested"]
+    inbound.data_to_send()
+    inbound.close()
+    inbound.data_to_send()
+    assert inbound.dialback_verified("c.test", "b.test", True) == [] and inbound.data_to_send() == b""
+    assert "c.test" not in inbound.authenticated
+    assert inbound.connection_lost() == [] and inbound.closed
+
+
+def test_outbound_after_our_close_sends_no_stanza_and_ends_with_the_peers_close() -> None:
+    s = Settings.parse_triple("required/required/false")
+    out = OutboundStream(ctx("a.test", {"b.test": s}), "a.test", "b.test", s)
+    out.start()
+    feed(out, HEADER_B % b"s1")
+    out._ready(Method.SASL_TLS, [])
+    out.data_to_send()
+    assert out.close() == [StreamClosed(None, "", by_peer=False)]
+    assert out.closing and out.data_to_send() == b"</stream:stream>"
+    with pytest.raises(RuntimeError):
+        out.send_stanza(Element("{jabber:server}message", {"id": "late"}))
+    assert feed(out, b"<db:result from='b.test' to='a.test' type='valid'/>", b"</stream:stream>") == []
+    assert out.closed and out.data_to_send() == b""
 
 
 # -- a local domain without a certificate ----------------------------------------------------------------------

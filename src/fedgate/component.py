@@ -17,6 +17,7 @@ Any :class:`StreamError` ends the stream here: ``data_to_send()`` then holds ``<
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets as _secrets
@@ -78,6 +79,7 @@ class _State(Enum):
     HEADER = "header"  # waiting for the component's stream header
     HANDSHAKE = "handshake"  # header answered, waiting for <handshake>
     OPEN = "open"  # authenticated
+    CLOSING = "closing"  # our </stream:stream> is out, the component's is awaited; its stanzas still count
     CLOSED = "closed"
 
 
@@ -123,6 +125,12 @@ class ComponentStream:
     def closed(self) -> bool:
         return self._state is _State.CLOSED
 
+    @property
+    def closing(self) -> bool:
+        """We closed the stream (``close()`` without an error) and wait for the component's
+        ``</stream:stream>``; what it sent before it read ours is still received (RFC 6120 4.4)."""
+        return self._state is _State.CLOSING
+
     # -- the I/O layer's side ------------------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> list[ComponentEvent]:
@@ -141,7 +149,8 @@ class ComponentStream:
         return events
 
     def send_stanza(self, element: Element) -> bool:
-        """Queue a ``jabber:server`` stanza for the component; False (dropped) unless authenticated and open."""
+        """Queue a ``jabber:server`` stanza for the component; False (not taken: the caller bounces it) unless
+        authenticated and open (not after our close)."""
         if self._state is not _State.OPEN:
             return False
         # Written with jabber:server as the default namespace onto a stream whose default is
@@ -150,8 +159,13 @@ class ComponentStream:
         return True
 
     def close(self, condition: str | None = None, text: str = "") -> None:
-        """End the stream from our side, with a stream error when ``condition`` is given."""
-        if self._state is not _State.CLOSED:
+        """End the stream from our side, with a stream error when ``condition`` is given. Without one, an
+        authenticated stream is ``closing``: we send nothing more, but the stanzas the component sent before
+        it read our ``</stream:stream>`` are still received, until its own closes the stream."""
+        if self._state is _State.OPEN and condition is None:
+            self._out += STREAM_CLOSE
+            self._state = _State.CLOSING
+        elif self._state not in (_State.CLOSED, _State.CLOSING):
             self._end(condition, text)
 
     def hibernate(self) -> bool:
@@ -171,7 +185,9 @@ class ComponentStream:
     # -- internals -----------------------------------------------------------------------------------------
 
     def _handle(self, event: XmlEvent, events: list[ComponentEvent]) -> None:
-        if isinstance(event, ElementReceived):
+        if self._state is _State.CLOSING:
+            self._handle_while_closing(event, events)
+        elif isinstance(event, ElementReceived):
             if self._state is _State.OPEN:
                 events.append(StanzaReceived(self._check_stanza(event.element)))
             elif self._state is _State.HANDSHAKE and event.element.tag == HANDSHAKE:
@@ -182,6 +198,16 @@ class ComponentStream:
             self._open(event)
         elif isinstance(event, StreamClosed):
             self._end(None, "")
+            events.append(ComponentClosed(None))
+
+    def _handle_while_closing(self, event: XmlEvent, events: list[ComponentEvent]) -> None:
+        if isinstance(event, ElementReceived):
+            # A stanza that breaks the rules cannot be answered with a stream error after our close: passed
+            # over, and what follows is still read.
+            with contextlib.suppress(StreamError):
+                events.append(StanzaReceived(self._check_stanza(event.element)))
+        elif isinstance(event, StreamClosed):
+            self._state = _State.CLOSED
             events.append(ComponentClosed(None))
 
     def _open(self, event: StreamOpened) -> None:
@@ -238,6 +264,9 @@ class ComponentStream:
         return rename_namespace(element, COMPONENT_NS, SERVER_NS)
 
     def _end(self, condition: str | None, text: str) -> None:
+        if self._state is _State.CLOSING:  # (our </stream:stream> is out: nothing more is written)
+            self._state = _State.CLOSED
+            return
         if condition is not None:
             if not self._header_sent:  # RFC 6120 section 4.9.1.1: open our stream before the error
                 self._send_header()

@@ -46,6 +46,7 @@ from .s2s import (
     S2SContext,
     S2SEvent,
     StanzaReceived,
+    StanzaRefused,
     StartTlsNow,
     StreamClosed,
     StreamOpened,
@@ -60,6 +61,14 @@ log = logging.getLogger("fedgate")
 
 _READ_SIZE = 65536
 LINGER_SECONDS = 1.0
+# A stream we closed (RFC 6120 4.4) is still read, and what arrives routed, until the peer's </stream:stream> or
+# this long; then the connection is let go.
+CLOSE_WAIT_SECONDS = 2.5
+# Gateway.stop(): how long the partners' streams may take to close (what they still send is routed; a little
+# more than CLOSE_WAIT_SECONDS, so that a silent peer's stream has ended), and then the components and the
+# outbound links each.
+SHUTDOWN_DRAIN_SECONDS = 3.0
+SHUTDOWN_STAGE_SECONDS = 1.0
 # How long a dialback verification stream stays open with nothing to ask.
 VERIFY_IDLE_SECONDS = 30.0
 # An authenticated stream that has received nothing for this long frees its XML parser's state (about 13 kB)
@@ -385,6 +394,7 @@ class _OutboundLink:
             and self.machine is not None
             and self.conn is not None
             and not self.machine.closed
+            and not self.machine.closing
             and not self.conn.writer.is_closing()
         ):
             self.machine.send_stanza(stanza)
@@ -430,6 +440,10 @@ class Gateway:
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._inbound_machines: dict[int, tuple[InboundStream, _Connection]] = {}
+        # stop(): components we closed, until their streams end; once the outbound links are being closed, no
+        # new one is opened.
+        self._closing_components: list[tuple[component_proto.ComponentStream, _Connection]] = []
+        self._no_new_links = False
         self.stats = GatewayStats()
         self._server_tls, self._client_tls = _tls_contexts(config)
         # Listeners for callers (tests, metrics): called with each S2S event as it happens.
@@ -469,10 +483,10 @@ class Gateway:
 
     def _close_record(self, record: StreamRecord, condition: str, text: str) -> None:
         if record.direction == "in" and record.id in self._inbound_machines:
-            _end_stream(*self._inbound_machines[record.id], condition, text, hang_up=True)
+            _end_stream(*self._inbound_machines[record.id], condition, text)
         for link in self.links.values():
             if link.record is record and link.machine is not None and link.conn is not None:
-                _end_stream(link.machine, link.conn, condition, text, hang_up=True)
+                _end_stream(link.machine, link.conn, condition, text)
 
     def _s2s_streams(self) -> list[tuple[StreamMachine, _Connection]]:
         """Every open S2S stream with its connection: outbound links, inbound streams, verification streams."""
@@ -520,24 +534,45 @@ class Gateway:
         return out
 
     async def stop(self) -> None:
-        """Stop accepting; bounce what is still queued; close every stream with ``</stream:stream>``."""
+        """Stop accepting, then close every stream with ``</stream:stream>`` so that nothing in flight is lost
+        (RFC 6120 4.4: the side that closes waits for the peer's close and processes what it still sends):
+
+        1. the partners' streams to us: what they sent before reading our close is still routed, to the
+           components and outbound links, which are all still open (deliveries and bounces can leave);
+        2. what waits for an outbound stream that is not up is bounced (to components still there); then the
+           components: what they send before reading our close is routed, onto the outbound links still open;
+        3. the outbound links: what was never written is bounced (logged and counted if its sender is gone).
+
+        Stage 1 waits at most SHUTDOWN_DRAIN_SECONDS for the partners' closes, stages 2 and 3
+        SHUTDOWN_STAGE_SECONDS each; then whatever is left is cut."""
         for server in self._servers:
             server.close()
+        for inbound, conn in list(self._inbound_machines.values()):
+            _end_stream(inbound, conn, None, "")
+        await _until(lambda: not self._inbound_machines, SHUTDOWN_DRAIN_SECONDS)
+
         for link in list(self.links.values()):
             if not link.ready:
                 queued, link.queue = link.queue, []
                 for stanza in queued:
                     self.bounce(stanza, "remote-server-timeout", "the gateway is shutting down")
-        streams = self._s2s_streams()
-        for machine, conn in streams:
-            _end_stream(machine, conn, None, "", hang_up=False)
-        for comp, conn in list(self.components.values()):
-            comp.close("system-shutdown")
+        for domain, (comp, conn) in list(self.components.items()):
+            comp.close()  # (no stream error: what the component still sends is routed, see component.py)
             conn.write(comp.data_to_send())
-        # Give peers a moment to read our closing tags, then let the sockets go.
-        await asyncio.sleep(0.05)
-        for _, conn in streams:
+            del self.components[domain]  # deliveries to it are now bounced by the router
+            self._closing_components.append((comp, conn))
+        await _until(lambda: all(comp.closed for comp, _ in self._closing_components), SHUTDOWN_STAGE_SECONDS)
+
+        self._no_new_links = True
+        for machine, conn in self._s2s_streams():
+            _end_stream(machine, conn, None, "")
+        for link in list(self.links.values()):
+            if not link.ready and link.task is not None:
+                link.task.cancel()  # (still negotiating: what it holds is bounced as it ends)
+        await _until(lambda: not self.links and not self._verify_links, SHUTDOWN_STAGE_SECONDS)
+        for _, conn in [*self._s2s_streams(), *self._closing_components]:
             conn.writer.close()
+        self._closing_components.clear()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -563,9 +598,10 @@ class Gateway:
         return record
 
     def close_streams(self, condition: str = "reset", text: str = "") -> None:
-        """Close every S2S stream (both directions); queued stanzas are bounced by their links."""
+        """Close every S2S stream (both directions) with a stream error; queued stanzas are bounced by their
+        links, what partners still send on their streams to us is bounced to them (see ``StanzaRefused``)."""
         for machine, conn in self._s2s_streams():
-            _end_stream(machine, conn, condition, text, hang_up=True)
+            _end_stream(machine, conn, condition, text)
 
     def live_streams(self) -> list[dict[str, object]]:
         """Authenticated streams for ``fedgate status``; an outbound one with the stanzas waiting for it."""
@@ -589,7 +625,9 @@ class Gateway:
                     self.bounce(action.stanza, "service-unavailable", "the service is not connected")
                     continue
                 comp, conn = entry
-                comp.send_stanza(action.stanza)
+                if not comp.send_stanza(action.stanza):
+                    self.bounce(action.stanza, "service-unavailable", "the service is not connected")
+                    continue
                 conn.write(comp.data_to_send())
             elif isinstance(action, SendToPartner):
                 self.send_to_partner(action.local_domain, action.remote_domain, action.stanza)
@@ -618,11 +656,11 @@ class Gateway:
         self.stats.bounces[condition] += 1
         to_domain, from_domain = _domain(reply.get("to")), _domain(reply.get("from"))
         entry = self.components.get(to_domain)
-        if entry is not None:
-            comp, conn = entry
-            comp.send_stanza(reply)
-            conn.write(comp.data_to_send())
-        elif to_domain not in self.config.domains and self.policy.settings_for(to_domain) is not None:
+        if entry is not None and entry[0].send_stanza(reply):
+            entry[1].write(entry[0].data_to_send())
+        elif (
+            entry is None and to_domain not in self.config.domains and self.policy.settings_for(to_domain) is not None
+        ):
             local = from_domain if from_domain in self.config.domains else next(iter(self.config.domains))
             self.send_to_partner(local, to_domain, reply)
         else:
@@ -632,6 +670,9 @@ class Gateway:
     def send_to_partner(self, local_domain: str, remote_domain: str, stanza: Element) -> None:
         key = (local_domain, remote_domain)
         link = self.links.get(key)
+        if (link is None or link.done) and self._no_new_links:
+            self.bounce(stanza, "remote-server-timeout", "the gateway is shutting down")
+            return
         if link is None or link.done:
             link = _OutboundLink(self, local_domain, remote_domain)
             self.links[key] = link
@@ -664,11 +705,6 @@ class Gateway:
             await self._drive_inbound(machine, conn, record)
         except (TlsError, ConnectionError, asyncio.IncompleteReadError) as exc:
             log.info("inbound stream from %s ended: %s", record.remote_domain or "?", exc)
-        except TimeoutError:
-            if not machine.closed:
-                events = machine.close("connection-timeout")
-                conn.write(machine.data_to_send())
-                self._inbound_events(machine, conn, record, events)
         finally:
             machine.release()
             self._inbound_machines.pop(key, None)
@@ -680,13 +716,32 @@ class Gateway:
             await conn.close()
 
     async def _drive_inbound(self, machine: InboundStream, conn: _Connection, record: StreamRecord) -> None:
+        """Run one incoming stream until it is over: the peer's close or stream error, ours on a stream nobody
+        authenticated on, or (once we closed an authenticated one, RFC 6120 4.4) the peer's answering close
+        or CLOSE_WAIT_SECONDS, routing what arrives meanwhile. Establishment and inactivity time-outs end the
+        stream with connection-timeout."""
         deadline = time.monotonic() + self.settings.stream_establishment_timeout
+        close_by: float | None = None
         while not machine.closed:
-            if machine.authenticated:
-                timeout: float = self.settings.stream_inactivity_timeout
+            if machine.closing:
+                close_by = close_by or time.monotonic() + CLOSE_WAIT_SECONDS
+                timeout: float = max(0.0, close_by - time.monotonic())
+            elif machine.authenticated:
+                timeout = self.settings.stream_inactivity_timeout
             else:
                 timeout = max(0.0, deadline - time.monotonic())
-            data = await conn.read(timeout, machine.hibernate if machine.authenticated else None)
+            try:
+                idle = machine.hibernate if machine.authenticated and not machine.closing else None
+                data = await conn.read(timeout, idle)
+            except TimeoutError:
+                if machine.closing:
+                    log.info("stream from %s: no </stream:stream> in answer to ours within %s s",
+                             record.remote_domain or "?", CLOSE_WAIT_SECONDS)
+                    break
+                events = machine.close("connection-timeout")
+                conn.write(machine.data_to_send())
+                self._inbound_events(machine, conn, record, events)
+                continue  # (closing now if a domain was authenticated: what is still in flight is bounced)
             if conn.tls_just_completed:
                 conn.tls_just_completed = False
                 info = conn.tls_info()
@@ -694,6 +749,8 @@ class Gateway:
                 record.tls_version, record.cipher = info.version, info.cipher
                 record.certificate = _certificate_text(info, machine.remote_domain)
             if data is None:
+                if machine.closing:  # (after ours: the stream's StreamClosed was reported then)
+                    break
                 # TCP closed under us without </stream:stream>: report it like a close.
                 machine.close()
                 self._inbound_events(machine, conn, record, [StreamClosed(None, "", by_peer=True)])
@@ -731,6 +788,12 @@ class Gateway:
                 record.stanzas_in += 1
                 self.stats.stanzas_in += 1
                 self.route(ev.element, FromPartner(ev.from_domain))
+            elif isinstance(ev, StanzaRefused):
+                # Sent before the partner read our stream error: back to its sender, on our stream to it.
+                record.stanzas_in += 1
+                self.stats.stanzas_in += 1
+                self.bounce(ev.element, _refusal_condition(ev.condition),
+                            f"the stream was closed ({ev.condition}) before this stanza was read")
             elif isinstance(ev, NegotiationFailed):
                 self._log_failure(ev)
             elif isinstance(ev, StreamClosed) and ev.condition and not ev.by_peer:
@@ -954,9 +1017,13 @@ class Gateway:
         keepalive_on = partner.enable_keepalive if partner else True
         interval = self.settings.keepalive_interval
         idle_limit = self.settings.stream_inactivity_timeout
+        close_by: float | None = None
         while not machine.closed:
             now = time.monotonic()
-            if machine.authenticated and link is not None:
+            if machine.closing:
+                close_by = close_by or now + CLOSE_WAIT_SECONDS
+                timeout = close_by - now  # (what is left to read is the peer's </stream:stream>)
+            elif machine.authenticated and link is not None:
                 timeout = link.last_activity + idle_limit - now
                 if keepalive_on:
                     timeout = min(timeout, link.last_write + interval - now)
@@ -975,6 +1042,8 @@ class Gateway:
                         link.last_activity = time.monotonic()
             if data == b"" and not conn.tls_just_completed:
                 # A timer ran out (or nothing but TLS records arrived).
+                if machine.closing:
+                    break
                 if await self._outbound_timer(machine, conn, link, on_event, keepalive_on, deadline):
                     break
                 continue
@@ -1014,7 +1083,7 @@ class Gateway:
                                  seconds=self.settings.stream_inactivity_timeout))
                 self._outbound_events(machine, conn, link, on_event, machine.close())
                 _write_out(machine, conn, link)
-                return True
+                return machine.closed  # (closing: the driver waits for the peer's </stream:stream>)
             if keepalive_on and now >= link.last_write + self.settings.keepalive_interval:
                 conn.write(b" ")  # RFC 6120 4.6.1 whitespace keep-alive; not activity
                 link.last_write = now
@@ -1086,7 +1155,13 @@ class Gateway:
         domain: str | None = None
         try:
             while True:
-                data = await conn.read(None, machine.hibernate if domain is not None else None)
+                if machine.closing:  # stop() closed it: what it still sends is routed, until its close
+                    try:
+                        data = await conn.read(CLOSE_WAIT_SECONDS)
+                    except TimeoutError:
+                        break
+                else:
+                    data = await conn.read(None, machine.hibernate if domain is not None else None)
                 if data is None:
                     machine.close()
                     break
@@ -1175,16 +1250,38 @@ class _LinkFailed(Exception):
         self.text = text
 
 
-def _end_stream(
-    machine: StreamMachine, conn: _Connection, condition: str | None, text: str, *, hang_up: bool
-) -> None:
-    """Close one stream from our side: the stream error if any, ``</stream:stream>``, and with ``hang_up``
-    the socket too (its driver then ends, bouncing what it still held)."""
-    if not machine.closed:
-        machine.close(condition, text)
-        conn.write(machine.data_to_send())
-        if hang_up:
-            conn.writer.close()
+def _end_stream(machine: StreamMachine, conn: _Connection, condition: str | None, text: str) -> None:
+    """Close one stream from our side, from outside its driver: the stream error if any and
+    ``</stream:stream>``. A stream nobody authenticated on is over: the socket goes at once (its driver then
+    ends). Otherwise the driver goes on reading until the peer's close (RFC 6120 4.4); the socket goes after
+    CLOSE_WAIT_SECONDS at the latest, which also wakes a driver waiting on a silent peer."""
+    if machine.closed or machine.closing:
+        return
+    machine.close(condition, text)
+    conn.write(machine.data_to_send())
+    if machine.closed:
+        conn.writer.close()
+    else:
+        asyncio.get_running_loop().call_later(CLOSE_WAIT_SECONDS, conn.writer.close)
+
+
+async def _until(done: Callable[[], bool], seconds: float) -> None:
+    """Wait until ``done()`` or ``seconds`` have passed (checked every 10 ms)."""
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+# The stanza error for what a partner sent before it read our stream error: the same condition where RFC 6120
+# defines it for stanzas too (policy-violation, resource-constraint...), a time-out as remote-server-timeout (the
+# sender's server may try again on a new stream), anything else service-unavailable.
+_REFUSAL_CONDITIONS = {"connection-timeout": "remote-server-timeout"}
+
+
+def _refusal_condition(stream_condition: str) -> str:
+    if stream_condition in STANZA_ERROR_TYPES:
+        return stream_condition
+    return _REFUSAL_CONDITIONS.get(stream_condition, "service-unavailable")
 
 
 def _domain(jid: str | None) -> str:

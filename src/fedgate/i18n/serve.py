@@ -17,9 +17,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "{domains} を {addresses} で提供しています",
     },
     "ops.stopping": {
-        "en": "stopping: bouncing queued stanzas and closing streams",
-        "zh-TW": "正在停止：退回佇列中的節並關閉串流",
-        "ja": "停止中：キューのスタンザを差し戻し、ストリームを閉じています",
+        "en": "stopping: closing streams (what partners and components still send is routed) and bouncing what "
+              "cannot be sent",
+        "zh-TW": "正在停止：關閉串流（夥伴與元件仍在傳送的節照常轉送），並退回無法送出的節",
+        "ja": "停止中：ストリームを閉じ（パートナーとコンポーネントがまだ送ってくるスタンザは転送します）、"
+              "送れないスタンザを差し戻しています",
     },
     "ops.no_admin": {
         "en": "no admin endpoint is configured",

@@ -104,7 +104,12 @@ class StreamMachine:
         self._out = bytearray()
         self._header_sent = False
         self._close_sent = False
+        # closed: the stream is over, nothing more is read. closing: our </stream:stream> is out on a stream
+        # with authenticated domains and the peer's is awaited (RFC 6120 4.4), see close().
         self.closed = False
+        self.closing = False
+        # While closing after our stream error: its condition (what arrives then is refused, not delivered).
+        self.refusing: str | None = None
         self.secure = False
         self.tls: TlsInfo | None = None
         self._prefixes: dict[str, str] = {"stream": STREAM_NS}
@@ -119,11 +124,14 @@ class StreamMachine:
                 if self.closed:
                     break
                 if isinstance(xml_event, XmlStreamOpened):
-                    self._on_header(xml_event, events)
+                    if not self.closing:  # (a restart racing our close: nothing is negotiated any more)
+                        self._on_header(xml_event, events)
                 elif isinstance(xml_event, ElementReceived):
                     el = xml_event.element
                     if el.tag == STREAM_ERROR:
                         self._on_peer_error(el, events)
+                    elif self.closing:
+                        self._on_element_while_closing(el, events)
                     else:
                         self._on_element(el, events)
                 elif isinstance(xml_event, XmlStreamClosed):
@@ -139,17 +147,39 @@ class StreamMachine:
 
     def close(self, condition: str | None = None, text: str = "") -> list[S2SEvent]:
         """Close from our side (time-out, shutdown, policy change): optional stream error, then
-        ``</stream:stream>``."""
-        if self.closed:
+        ``</stream:stream>``; the one ``StreamClosed`` of the stream says so.
+
+        A stream on which a domain is authenticated is then ``closing``, not yet ``closed`` (RFC 6120 4.4):
+        we send nothing more, but keep reading until the peer's ``</stream:stream>`` (or the caller's linger
+        time-out), since what the peer sent before it read our close is still its to have processed. After a
+        plain close those stanzas are ``StanzaReceived`` as before. After our stream error they are
+        ``StanzaRefused`` instead, with that condition: RFC 6120 4.9.1.1 makes a stream error unrecoverable,
+        the stream is no longer one we accept stanzas on (a policy-violation means its authentication is no
+        longer allowed), so the caller returns each to its sender with an error rather than delivering it, and
+        none is dropped in silence. A stream where nobody is authenticated has nothing of the peer's to
+        process: it is ``closed`` at once."""
+        if self.closed or self.closing:
             return []
         events: list[S2SEvent] = []
         if condition:
-            self._fail(StreamError(condition, text), events)
+            self._fail(StreamError(condition, text), events, ours=True)
         else:
             self._write_close()
-            self.closed = True
+            self._closed_by_us()
             events.append(StreamClosed(None, text, by_peer=False))
         return events
+
+    def _closed_after_ours(self) -> None:
+        """The peer's close (or its end) after ours: the stream is over; its StreamClosed was ours."""
+        self.closing = False
+        self.closed = True
+
+    def _closed_by_us(self, condition: str | None = None) -> None:
+        if self._has_authenticated():
+            self.closing = True
+            self.refusing = condition
+        else:
+            self.closed = True
 
     def hibernate(self) -> bool:
         """While the stream is idle between stanzas, free the XML parser's state (see
@@ -164,6 +194,9 @@ class StreamMachine:
         """The transport ended without ``</stream:stream>`` (TCP FIN or reset): handled like a peer close, so a
         negotiation cut short is reported."""
         if self.closed:
+            return []
+        if self.closing:
+            self._closed_after_ours()
             return []
         events: list[S2SEvent] = []
         self._on_peer_close(events)
@@ -187,14 +220,23 @@ class StreamMachine:
             self._out += STREAM_CLOSE
             self._close_sent = True
 
-    def _fail(self, exc: StreamError, events: list[S2SEvent]) -> None:
+    def _fail(self, exc: StreamError, events: list[S2SEvent], *, ours: bool = False) -> None:
+        """A stream error: the peer's violation (the stream is over), or with ``ours`` our own decision to end
+        the stream (``close(condition)``: closing, see there)."""
         if self.closed:
+            return
+        if self.closing:
+            # The peer's input no longer parses after our close: nothing can be said, and nothing more is read.
+            self._closed_after_ours()
             return
         self._before_error_header()
         if not self._close_sent:
             self._out += stream_error(exc.condition, exc.text or None)
         self._write_close()
-        self.closed = True
+        if ours:
+            self._closed_by_us(exc.condition)
+        else:
+            self.closed = True
         self._on_failed_before_auth(events)
         events.append(StreamClosed(exc.condition, exc.text, by_peer=False))
 
@@ -205,6 +247,9 @@ class StreamMachine:
         """Hook: report a negotiation that ended without authentication."""
 
     def _on_peer_error(self, el: Element, events: list[S2SEvent]) -> None:
+        if self.closing:  # (its StreamClosed was ours)
+            self._closed_after_ours()
+            return
         condition = None
         text = ""
         for child in el:
@@ -219,6 +264,9 @@ class StreamMachine:
         events.append(StreamClosed(condition, text, by_peer=True))
 
     def _on_peer_close(self, events: list[S2SEvent]) -> None:
+        if self.closing:  # the answer to our </stream:stream>: the stream is over
+            self._closed_after_ours()
+            return
         self._on_failed_before_auth(events)
         self._write_close()
         self.closed = True
@@ -234,6 +282,13 @@ class StreamMachine:
 
     def _on_element(self, el: Element, events: list[S2SEvent]) -> None:
         raise NotImplementedError
+
+    def _has_authenticated(self) -> bool:
+        """Whether a domain is authenticated on this stream (so a close from our side waits for the peer's)."""
+        raise NotImplementedError
+
+    def _on_element_while_closing(self, el: Element, events: list[S2SEvent]) -> None:
+        """An element that arrived after our close, before the peer's: nothing can be answered any more."""
 
 
 def sasl_element(name: str, text: str | None = None, condition: str | None = None) -> Element:

@@ -62,6 +62,17 @@ class StanzaReceived:
 
 
 @dataclass(frozen=True)
+class StanzaRefused:
+    """A stanza from an authenticated domain that arrived after we closed the stream with the stream error
+    ``condition`` (RFC 6120 4.9.1.1: the stream is no longer one stanzas are accepted on): not to be delivered,
+    but returned to its sender with an error, so that it is not lost."""
+
+    element: Element
+    from_domain: str
+    condition: str
+
+
+@dataclass(frozen=True)
 class NegotiationFailed:
     """No method could be agreed. ``excluded`` says which side's which setting (or offer) ruled out each
     method, in the policy engine's terms; ``detail`` is a stable code. ``peer_error`` is the condition of a
@@ -77,7 +88,10 @@ class NegotiationFailed:
 
 @dataclass(frozen=True)
 class StreamClosed:
-    """The stream is over; flush ``data_to_send()`` and close the transport."""
+    """The stream is over (one such event per stream); flush ``data_to_send()`` and close the transport. When
+    we closed it (``by_peer`` False) and the machine is ``closing`` rather than ``closed``, first go on feeding
+    it what arrives until it is ``closed`` or a linger time-out passes (RFC 6120 4.4; see
+    ``StreamMachine.close``)."""
 
     condition: str | None
     text: str = ""
@@ -91,6 +105,7 @@ S2SEvent = (
     | DialbackVerifyRequested
     | DialbackVerifyAnswered
     | StanzaReceived
+    | StanzaRefused
     | NegotiationFailed
     | StreamClosed
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 from xml.etree.ElementTree import Element, SubElement
 
 from .. import dialback
@@ -34,6 +35,7 @@ from .events import (
     NegotiationFailed,
     S2SEvent,
     StanzaReceived,
+    StanzaRefused,
     StartTlsNow,
     StreamClosed,
     StreamOpened,
@@ -74,7 +76,7 @@ class InboundStream(StreamMachine):
     ) -> list[S2SEvent]:
         """The connect-back to ``originating``'s authoritative server answered (or failed with ``error``)."""
         events: list[S2SEvent] = []
-        if self.closed or (originating, receiving) not in self._pending_dialback:
+        if self.closed or self.closing or (originating, receiving) not in self._pending_dialback:
             return events
         self._pending_dialback.discard((originating, receiving))
         if error:
@@ -300,7 +302,26 @@ class InboundStream(StreamMachine):
         self._send(dialback.verify_answer(originating, receiving, stream_id, "valid" if valid else "invalid"))
         self._answered_verify = True
 
+    def _has_authenticated(self) -> bool:
+        return bool(self.authenticated)
+
+    def _on_element_while_closing(self, el: Element, events: list[S2SEvent]) -> None:
+        # Only stanzas matter now: negotiation and dialback would need an answer, and we send nothing more. A
+        # stanza that breaks the rules cannot be reported either (no stream error after our close): it is
+        # passed over as it would have ended the stream, and what follows is still read.
+        if el.tag in STANZA_TAGS:
+            with contextlib.suppress(StreamError):
+                self._on_stanza(el, events)
+
     def _on_stanza(self, el: Element, events: list[S2SEvent]) -> None:
+        from_ = self._stanza_sender(el)
+        if self.refusing is not None:
+            events.append(StanzaRefused(el, from_, self.refusing))
+        else:
+            events.append(StanzaReceived(el, from_))
+
+    def _stanza_sender(self, el: Element) -> str:
+        """The authenticated domain ``el`` comes from; a StreamError when it may not be accepted."""
         if not self.authenticated:
             raise StreamError("not-authorized", "no domain is authenticated on this stream")
         if not el.get("from") or not el.get("to"):
@@ -315,14 +336,13 @@ class InboundStream(StreamMachine):
         if to is None:
             # A malformed 'to' from an authenticated sender: the router bounces it with jid-malformed, and the
             # stream (which may carry other users' stanzas) stays up.
-            events.append(StanzaReceived(el, from_))
-            return
+            return from_
         if not self._ctx.is_local_domain(to):
             raise StreamError("host-unknown", f"this gateway does not serve {to}")
         if (from_, to) not in self._pairs:
             # Authenticated, but for another of our domains: RFC 6120 4.9.3.9 "as negotiated".
             raise StreamError("invalid-from", f"{from_} is not authenticated for {to} on this stream")
-        events.append(StanzaReceived(el, from_))
+        return from_
 
     def _on_failed_before_auth(self, events: list[S2SEvent]) -> None:
         if self.authenticated or self.settings is None or self.remote_domain is None or self.local_domain is None:

@@ -150,6 +150,8 @@ class OutboundStream(StreamMachine):
     def send_stanza(self, el: Element) -> None:
         if self._state is not _State.READY:
             raise RuntimeError("stream not authenticated")
+        if self.closing or self.closed:
+            raise RuntimeError("stream closed (RFC 6120 4.4: nothing is sent after our </stream:stream>)")
         self._send(el)
         self._unsent.append(el)
 
@@ -318,6 +320,10 @@ class OutboundStream(StreamMachine):
         if not self.keep_open and not self.verify_pending:
             self._state = _State.DONE
             events += self.close()
+
+    def _has_authenticated(self) -> bool:
+        # (What the peer may still send after our close is negotiation chatter: read and passed over.)
+        return self._state is _State.READY
 
     def _ready(self, method: Method, events: list[S2SEvent]) -> None:
         self.method = method
