@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -25,6 +26,7 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from fedgate import config as config_mod
+from fedgate import i18n
 from fedgate.certs import TestCA
 from fedgate.cli import cli
 from fedgate.cli.serve import fetch_status, run
@@ -42,6 +44,15 @@ from .net.gateways import Node, make_node
 from .net.rawpeer import STARTTLS, FakePartner, RawPeer, features, header, listen
 
 ROUTES = {"gw.test": "127.0.0.14:5269", "b.test": "127.0.0.15:5269"}
+
+
+@pytest.fixture(autouse=True)
+def _language_restored() -> Iterator[None]:
+    """``--lang`` on a CLI call sets the language of this process's log lines; each test leaves it as it
+    found it (tests that read log records expect English, whatever ran before them)."""
+    before = i18n.current_language()
+    yield
+    i18n.set_language(before)
 
 
 def _config_text(tmp: Path, ca: TestCA, *, secret: str = "secret", listen_extra: str = "",
