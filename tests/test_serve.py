@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -41,7 +41,7 @@ from fedgate.tls import Credentials, TlsSession, TrustAnchors, client_context
 
 from .net.components import EchoComponent, error_condition
 from .net.gateways import Node, make_node
-from .net.rawpeer import STARTTLS, FakePartner, RawPeer, features, header, listen
+from .net.rawpeer import STARTTLS, FakePartner, Outcome, RawPeer, features, header, listen
 
 ROUTES = {"gw.test": "127.0.0.14:5269", "b.test": "127.0.0.15:5269"}
 
@@ -568,6 +568,32 @@ def _drain_ids(sources: list[tuple[asyncio.Queue[Any], list[str]]]) -> None:
             ids.append(str(queue.get_nowait()["id"]))
 
 
+async def _sigterm_while_sending(peer: RawPeer, server: asyncio.Task[None], stanza: Callable[[int], str],
+                                 first: int = 0) -> tuple[int, Outcome]:
+    """Send ``stanza(first)``, ``stanza(first + 1)``... on ``peer``, five at a time, until it reads our close;
+    SIGTERM once 50 are out. Returns how many were sent in all (from 0) and what the peer read until the close
+    (which must be </stream:stream>, no stream error), once the gateway has stopped."""
+    sent = first
+
+    async def send_until_closed() -> None:
+        nonlocal sent
+        while not (peer.closed or peer.eof):
+            for _ in range(5):
+                peer.send(stanza(sent))
+                sent += 1
+            await asyncio.sleep(0.001)
+
+    sender = asyncio.create_task(send_until_closed())
+    while sent < first + 50:
+        await asyncio.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGTERM)
+    outcome = await peer.read_until_closed(10)
+    await asyncio.wait_for(sender, 5)
+    assert outcome.closed and outcome.condition is None, outcome  # </stream:stream> before the close
+    await asyncio.wait_for(server, 15)
+    return sent, outcome
+
+
 def test_sigterm_loses_no_stanza_sent_on_a_live_stream(tmp_path: Path) -> None:
     """SIGTERM while a partner is sending on an authenticated stream: each stanza it sent before it read our
     </stream:stream> reaches the component or comes back to its sender with an error (sent == delivered +
@@ -579,25 +605,9 @@ def test_sigterm_loses_no_stanza_sent_on_a_live_stream(tmp_path: Path) -> None:
         server = await _serving(cfg)
         b, comp, comp_b = await _partner_and_components(tmp_path, ca, "required/required/false")
         peer = await _sasl_peer(ca, tmp_path)
-        sent = 0
         try:
-            async def send_until_closed() -> None:
-                nonlocal sent
-                while not (peer.closed or peer.eof):
-                    for _ in range(5):
-                        peer.send(f"<message from='x@b.test' to='alice@gw.test' id='s{sent}' type='chat'>"
-                                  f"<body>n {sent}</body></message>")
-                        sent += 1
-                    await asyncio.sleep(0.001)
-
-            sender = asyncio.create_task(send_until_closed())
-            while sent < 50:
-                await asyncio.sleep(0.01)
-            os.kill(os.getpid(), signal.SIGTERM)
-            outcome = await peer.read_until_closed(10)
-            await asyncio.wait_for(sender, 5)
-            assert outcome.closed and outcome.condition is None, outcome  # </stream:stream> before the close
-            await asyncio.wait_for(server, 15)
+            sent, _ = await _sigterm_while_sending(peer, server, lambda n: (
+                f"<message from='x@b.test' to='alice@gw.test' id='s{n}' type='chat'><body>n {n}</body></message>"))
             delivered: list[str] = []
             bounced: list[str] = []
             sources = [(comp.received, delivered), (comp_b.errors, bounced)]
@@ -613,6 +623,56 @@ def test_sigterm_loses_no_stanza_sent_on_a_live_stream(tmp_path: Path) -> None:
         finally:
             await peer.close()
             await _stop_all(server, b, comp, comp_b)
+
+    asyncio.run(main())
+
+
+async def _raw_component(secret: str = "secret", domain: str = "gw.test") -> RawPeer:
+    """A component for ``domain`` on a raw XEP-0114 stream into the gateway, past the handshake."""
+    peer = await RawPeer.connect("127.0.0.14", 5347)
+    peer.send(f"<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' "
+              f"to='{domain}'>")
+    attrs = await peer.expect_header()
+    peer.send(f"<handshake>{hashlib.sha1((attrs['id'] + secret).encode()).hexdigest()}</handshake>")
+    assert (await peer.next_element()).tag.endswith("}handshake")
+    return peer
+
+
+def test_sigterm_routes_what_a_component_still_sends(tmp_path: Path) -> None:
+    """SIGTERM while a component is sending to a partner: the component is closed with </stream:stream> while
+    the outbound stream to the partner is still up, so each stanza it sent before it read our close reaches
+    the partner (or comes back to the component before the close): sent == delivered + bounced."""
+
+    async def main() -> None:
+        ca = TestCA.create(tmp_path / "ca")
+        cfg = config_mod.load(_write_config(tmp_path, ca))
+        server = await _serving(cfg)
+        b = await make_node(tmp_path, ca, "b.test", "127.0.0.15", ROUTES, component_port=5347)
+        b.set_partner("gw.test", Settings.parse_triple("required/required/false"), partner_type="federated")
+        comp_b = EchoComponent("b.test", "secret", "127.0.0.15", 5347)
+        await comp_b.start()
+        peer = await _raw_component()
+
+        def message(n: int) -> str:
+            return f"<message from='alice@gw.test' to='bob@b.test' id='c{n}' type='chat'><body>c {n}</body></message>"
+
+        try:
+            peer.send(message(0))
+            assert str((await comp_b.next_message())["id"]) == "c0"  # the outbound stream is up
+            sent, outcome = await _sigterm_while_sending(peer, server, message, first=1)
+            delivered = ["c0"]
+            bounced = [str(el.get("id")) for el in outcome.elements if el.get("type") == "error"]
+            deadline = time.monotonic() + 3
+            while len(delivered) + len(bounced) < sent and time.monotonic() < deadline:
+                _drain_ids([(comp_b.received, delivered)])
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
+            _drain_ids([(comp_b.received, delivered)])
+            assert sorted(delivered + bounced) == sorted(f"c{i}" for i in range(sent)), (sent, delivered, bounced)
+        finally:
+            await peer.close()
+            await comp_b.stop()
+            await b.gateway.stop()
 
     asyncio.run(main())
 
