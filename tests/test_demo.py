@@ -55,7 +55,10 @@ def test_demo_text_in_japanese() -> None:
     for key in ("demo.col.method", "demo.col.negotiated", "demo.col.round_trip", "demo.summary_ok"):
         assert t(key, "ja") in out
     assert out.count(t("demo.result.ok", "ja")) >= 3
-    assert t("demo.refused_heading", "ja", settings="not_supported/required/false") in out
+    # the refused combination is the table's last row, its reasons the last note under the table
+    last_row = next(line for line in reversed(out.splitlines()) if "not_supported/required/false" in line)
+    assert t("demo.result.refused", "ja", reason="[1]") in last_row
+    assert "[1] " + t("demo.refused_by_store", "ja", field="settings") in out
 
 
 def test_scripts_demo_runs_fedgate_demo() -> None:

@@ -12,10 +12,16 @@ from .output import table, to_json
 
 
 def render(report: DemoReport, lang: str | None = None) -> str:
-    """The report for people: a table, the refused combination with its reasons, a summary line."""
+    """The report for people: a table whose last row is the refused combination, the reasons as notes under
+    it, a summary line."""
     headers = [t(f"demo.col.{c}", lang) for c in ("method", "settings", "negotiated", "tls", "round_trip", "result")]
-    # Failure reasons are long sentences: the table marks them [1], [2]... and they follow it.
-    failures = [r.detail for r in report.rows if not r.ok]
+    # Reasons are long sentences: the table marks them [1], [2]... and they follow it.
+    notes: list[list[str]] = []
+
+    def note(lines: list[str]) -> str:
+        notes.append(lines)
+        return f"[{len(notes)}]"
+
     body = [
         [
             r.method,
@@ -23,17 +29,17 @@ def render(report: DemoReport, lang: str | None = None) -> str:
             r.negotiated or "-",
             r.tls_version or "-",
             t("demo.ms", lang, ms=r.round_trip_ms) if r.round_trip_ms is not None else "-",
-            t("demo.result.ok", lang) if r.ok
-            else t("demo.result.failed", lang, reason=f"[{failures.index(r.detail) + 1}]"),
+            t("demo.result.ok", lang) if r.ok else t("demo.result.failed", lang, reason=note([r.detail])),
         ]
         for r in report.rows
     ]
-    lines = [t("demo.title", lang, a=DOMAIN_A, b=DOMAIN_B), "", table(headers, body)]
-    lines += [f"[{i}] {detail}" for i, detail in enumerate(failures, 1)]
     if report.refused is not None:
         refused = report.refused
-        lines += ["", t("demo.refused_heading", lang, settings=refused.settings), "  " + refused.detail]
-        lines += ["  - " + text for text in refused.explanation]
+        reasons = note([refused.detail, *("- " + text for text in refused.explanation)])
+        body.append(["-", refused.settings, "-", "-", "-", t("demo.result.refused", lang, reason=reasons)])
+    lines = [t("demo.title", lang, a=DOMAIN_A, b=DOMAIN_B), "", table(headers, body)]
+    for i, text in enumerate(notes, 1):
+        lines += [f"[{i}] {text[0]}", *("    " + more for more in text[1:])]
     lines += ["", t("demo.summary_ok" if report.ok else "demo.summary_failed", lang)]
     return "\n".join(lines)
 

@@ -43,11 +43,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh-TW": "已送達，但使用的是 {got} 而不是 {expected}",
         "ja": "届きましたが、{expected} ではなく {got} が使われました",
     },
-    "demo.refused_heading": {
-        "en": "Refused: {settings} (both sides)",
-        "zh-TW": "拒絕的設定：{settings}（雙方）",
-        "ja": "拒否される設定：{settings}（双方）",
-    },
+    "demo.result.refused": {"en": "refused: {reason}", "zh-TW": "已拒絕：{reason}", "ja": "拒否：{reason}"},
     "demo.refused_by_store": {
         "en": "the partner store refused the change of {field}; the partner kept its settings",
         "zh-TW": "夥伴資料庫拒絕變更 {field}，夥伴維持原設定",
