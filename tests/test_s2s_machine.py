@@ -404,7 +404,7 @@ def _inbound_after_sasl() -> tuple[InboundStream, list[S2SEvent]]:
     return inbound, events
 
 
-def test_inbound_restart_after_sasl_offers_nothing_more() -> None:
+def test_inbound_restart_after_sasl_offers_only_stream_management() -> None:
     inbound, events = _inbound_after_sasl()
     assert kinds(events) == ["StreamOpened", "StartTlsNow", "StreamOpened", "Authenticated"]
     assert [e.stream_id for e in events if isinstance(e, StreamOpened)] == ["b-1", "b-2"]  # new id after TLS
@@ -412,7 +412,8 @@ def test_inbound_restart_after_sasl_offers_nothing_more() -> None:
     assert kinds(events) == ["StreamOpened"]
     assert [e.stream_id for e in events if isinstance(e, StreamOpened)] == ["b-3"]  # new id after SASL too
     sent = inbound.data_to_send()
-    assert sent.endswith(b"<stream:features/>") and b"id='b-3'" in sent and b"id='b-2'" not in sent
+    assert sent.endswith(b"<stream:features><sm xmlns='urn:xmpp:sm:3'/></stream:features>")
+    assert b"id='b-3'" in sent and b"id='b-2'" not in sent
     # SASL is done: a second <auth/> is refused, not a second authentication.
     events = feed(inbound, b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
     assert not any(isinstance(e, Authenticated) for e in events)

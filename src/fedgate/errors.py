@@ -34,9 +34,11 @@ class FedgateError(Exception):
 class StreamError(FedgateError):
     """A protocol violation that ends the stream with ``<stream:error><CONDITION/>``."""
 
-    def __init__(self, condition: str, text: str = "") -> None:
+    def __init__(self, condition: str, text: str = "", app: bytes = b"") -> None:
         if condition not in STREAM_ERROR_CONDITIONS:
             raise ValueError(f"not an RFC 6120 stream error condition: {condition}")
         self.condition = condition
         self.text = text
+        # An application-specific condition (RFC 6120 4.9.4), serialised: sent after the text.
+        self.app = app
         super().__init__(f"{condition}: {text}" if text else condition)

@@ -373,6 +373,11 @@ class _OutboundLink:
         self.local_domain = local_domain
         self.remote_domain = remote_domain
         self.queue: list[Element] = []
+        # XEP-0198: stanzas in the queue that were written on this link but never acknowledged (by id), and
+        # those this link carries as a second try after another link lost them that way (sent once more at
+        # most: see _run_outbound). The elements are held, so an id is not reused meanwhile.
+        self.unacknowledged: dict[int, Element] = {}
+        self.resent: dict[int, Element] = {}
         self.machine: OutboundStream | None = None
         self.conn: _Connection | None = None
         self.record: StreamRecord | None = None
@@ -416,6 +421,7 @@ class _OutboundLink:
     def _flush(self) -> None:
         self._flush_pending = False
         if self.machine is not None and self.conn is not None:
+            self.machine.request_ack()  # (the end of a batch: XEP-0198 acks cover its last stanzas too)
             _write_out(self.machine, self.conn, self)
 
 
@@ -667,7 +673,9 @@ class Gateway:
             self.stats.dropped += 1
             log.info("bounce (%s) for %s not deliverable: sender unreachable", condition, to_domain)
 
-    def send_to_partner(self, local_domain: str, remote_domain: str, stanza: Element) -> None:
+    def send_to_partner(self, local_domain: str, remote_domain: str, stanza: Element, *, resent: bool = False
+                        ) -> None:
+        """``resent``: a second try for a stanza another link wrote and never saw acknowledged (XEP-0198)."""
         key = (local_domain, remote_domain)
         link = self.links.get(key)
         if (link is None or link.done) and self._no_new_links:
@@ -677,6 +685,8 @@ class Gateway:
             link = _OutboundLink(self, local_domain, remote_domain)
             self.links[key] = link
             link.task = self._spawn(self._run_outbound(link))
+        if resent:
+            link.resent[id(stanza)] = stanza
         link.send(stanza)
 
     # -- inbound S2S -------------------------------------------------------------------------------------------
@@ -914,7 +924,13 @@ class Gateway:
         (never written) is bounced, except after an authenticated stream that ended as a stream (the peer's
         ``</stream:stream>`` or stream error, our idle close): the partner is alive, so they go once more on a
         new link, which bounces them if it fails in turn. After a transport failure (reset, TLS error) they
-        are bounced at once: a burst must not pile up on a new link to a partner that is down."""
+        are bounced at once: a burst must not pile up on a new link to a partner that is down.
+
+        Except, with XEP-0198 acknowledgements, the stanzas written and never acknowledged: the partner may
+        not have handled them, and nothing else says so. They go once more on a new link after any end of an
+        authenticated stream (a transport failure too; never a third time: then they are bounced). Without
+        resumption this is at-least-once: a stanza the partner handled but whose <a/> was lost with the
+        connection is delivered twice, rather than lost or bounced after delivery."""
         settings = self.policy.settings_for(link.remote_domain)
         condition, text = "remote-server-not-found", ""
         authenticated = False
@@ -986,11 +1002,15 @@ class Gateway:
             retry = (
                 authenticated and not transport_failed and all(server.is_serving() for server in self._servers)
             )  # (a gateway that is stopping retries nothing)
+            serving = all(server.is_serving() for server in self._servers)
             for stanza in queued:
-                if retry:
-                    self.send_to_partner(link.local_domain, link.remote_domain, stanza)
+                resend = id(stanza) in link.unacknowledged and id(stanza) not in link.resent
+                if retry or (resend and authenticated and serving):
+                    self.send_to_partner(link.local_domain, link.remote_domain, stanza, resent=resend)
                 else:
                     self.bounce(stanza, condition, text or None)
+            link.unacknowledged.clear()
+            link.resent.clear()
 
     def _outbound_failed(self, local_domain: str, remote_domain: str, detail: str, error: str = "") -> None:
         """An outbound stream that failed outside the machine (connect, TLS, deadline before the stream
@@ -1208,8 +1228,10 @@ _OUTSIDE_NEGOTIATION = frozenset(
 def _write_out(machine: OutboundStream, conn: _Connection, link: _OutboundLink | None) -> None:
     """Hand what ``machine`` has to the transport. When the transport is already gone, the stanzas in it were
     never written: they go back to the front of the link's queue, which its end retries or bounces (rather
-    than into a closed socket that drops them in silence)."""
+    than into a closed socket that drops them in silence). So do, first, those written and never acknowledged
+    (XEP-0198), which the link's end sends once more."""
     if link is not None and conn.writer.is_closing():
+        link.unacknowledged.update((id(stanza), stanza) for stanza in machine.to_resend)
         link.queue[:0] = machine.withdraw_unsent()
     else:
         conn.write(machine.data_to_send())

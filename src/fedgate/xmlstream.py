@@ -588,14 +588,15 @@ def stream_header(
     return "".join(parts).encode("utf-8")
 
 
-def stream_error(condition: str, text: str | None = None) -> bytes:
-    """``<stream:error><CONDITION xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>[<text>..</text>]</stream:error>``."""
+def stream_error(condition: str, text: str | None = None, app: bytes = b"") -> bytes:
+    """``<stream:error><CONDITION xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>[<text>..</text>]</stream:error>``,
+    with ``app`` (an application-specific condition, serialised, RFC 6120 4.9.4) last."""
     if condition not in STREAM_ERROR_CONDITIONS:
         raise ValueError(f"not an RFC 6120 stream error condition: {condition}")
     body = f"<{condition} xmlns='{STREAMS_ERROR_NS}'/>"
     if text:
         body += f"<text xmlns='{STREAMS_ERROR_NS}'>{escape_text(text)}</text>"
-    return f"<stream:error>{body}</stream:error>".encode()
+    return f"<stream:error>{body}".encode() + app + b"</stream:error>"
 
 
 def rename_namespace(element: Element, old: str, new: str) -> Element:

@@ -108,6 +108,9 @@ class StreamMachine:
         # with authenticated domains and the peer's is awaited (RFC 6120 4.4), see close().
         self.closed = False
         self.closing = False
+        # The peer's </stream:stream> or stream error arrived: the stream ended as a stream, not as a transport
+        # that just went away.
+        self.peer_ended_stream = False
         # While closing after our stream error: its condition (what arrives then is refused, not delivered).
         self.refusing: str | None = None
         self.secure = False
@@ -129,12 +132,14 @@ class StreamMachine:
                 elif isinstance(xml_event, ElementReceived):
                     el = xml_event.element
                     if el.tag == STREAM_ERROR:
+                        self.peer_ended_stream = True
                         self._on_peer_error(el, events)
                     elif self.closing:
                         self._on_element_while_closing(el, events)
                     else:
                         self._on_element(el, events)
                 elif isinstance(xml_event, XmlStreamClosed):
+                    self.peer_ended_stream = True
                     self._on_peer_close(events)
         except StreamError as exc:
             self._fail(exc, events)
@@ -231,7 +236,7 @@ class StreamMachine:
             return
         self._before_error_header()
         if not self._close_sent:
-            self._out += stream_error(exc.condition, exc.text or None)
+            self._out += stream_error(exc.condition, exc.text or None, exc.app)
         self._write_close()
         if ours:
             self._closed_by_us(exc.condition)

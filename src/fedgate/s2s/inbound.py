@@ -16,6 +16,7 @@ from .. import dialback
 from ..errors import StreamError
 from ..policy import Exclusion, Method, Rule, Sasl, Settings, Tls, allows, exclusions
 from ..xmlstream import StreamOpened as XmlStreamOpened
+from . import sm
 from .base import (
     FEATURES,
     SASL_NS,
@@ -62,6 +63,10 @@ class InboundStream(StreamMachine):
         self._offered_external = False
         # Refused because our domain has no certificate and TLS is needed: the failure says so.
         self._no_certificate = False
+        # XEP-0198 (acknowledgements, no resumption): enabled by the peer after authentication; then
+        # sm_handled counts the stanzas handed out (StanzaReceived, StanzaRefused), modulo 2^32.
+        self.sm_enabled = False
+        self.sm_handled = 0
 
     # -- called by the I/O layer ---------------------------------------------------------------------------
     def tls_established(self, info: TlsInfo) -> None:
@@ -150,8 +155,10 @@ class InboundStream(StreamMachine):
         s = self.settings
         features = Element(FEATURES)
         if self._sasl_done:
-            # RFC 6120 6.4.6: nothing is left to negotiate, and SASL is never offered twice.
+            # RFC 6120 6.4.6: nothing is left to negotiate, and SASL is never offered twice. Stream Management
+            # can be enabled now (XEP-0198 3: after authentication).
             self._offered_external = False
+            sm.add_feature(features)
             return features
         if not self.secure and s.tls is not Tls.NOT_SUPPORTED and self._has_certificate():
             starttls = SubElement(features, f"{{{TLS_NS}}}starttls")
@@ -167,9 +174,13 @@ class InboundStream(StreamMachine):
         if self._offered_external:
             mechs = SubElement(features, f"{{{SASL_NS}}}mechanisms")
             SubElement(mechs, f"{{{SASL_NS}}}mechanism").text = "EXTERNAL"
-        if allows(s, self._dialback_method()) and not (not self.secure and s.tls is Tls.REQUIRED):
+        offer_dialback = allows(s, self._dialback_method()) and not (not self.secure and s.tls is Tls.REQUIRED)
+        if offer_dialback:
             db = SubElement(features, f"{{{dialback.DIALBACK_FEATURE_NS}}}dialback")
             SubElement(db, f"{{{dialback.DIALBACK_FEATURE_NS}}}errors")
+            # Dialback authenticates on this stream, with no restart: these are the last features the peer
+            # sees, so Stream Management is offered here, for once the peer is authenticated.
+            sm.add_feature(features)
         return features
 
     # -- elements ------------------------------------------------------------------------------------------
@@ -191,6 +202,8 @@ class InboundStream(StreamMachine):
             self._on_db_verify(el)
         elif tag in STANZA_TAGS:
             self._on_stanza(el, events)
+        elif tag in sm.SM_TAGS:
+            self._on_sm(el)
         else:
             raise StreamError("unsupported-stanza-type", f"unexpected element {tag}")
 
@@ -302,6 +315,34 @@ class InboundStream(StreamMachine):
         self._send(dialback.verify_answer(originating, receiving, stream_id, "valid" if valid else "invalid"))
         self._answered_verify = True
 
+    def close(self, condition: str | None = None, text: str = "") -> list[S2SEvent]:
+        if self.sm_enabled and not (self.closing or self.closed):
+            # XEP-0198 4: what we handled, last, so that the peer need not send it again (what arrives after
+            # this is still routed, or refused after a stream error: see StreamMachine.close).
+            self._write(sm.answer_bytes(self.sm_handled))
+        return super().close(condition, text)
+
+    def _on_sm(self, el: Element) -> None:
+        """XEP-0198 on the receiving side: ``<enable/>`` once, after authentication; ``<r/>`` answered with
+        the stanzas handled; ``<a/>`` passed over (this stream carries no stanzas of ours to acknowledge)."""
+        if el.tag == sm.ENABLE:
+            if self.sm_enabled or not self.authenticated:
+                self._write(sm.failed_bytes("unexpected-request"))
+                return
+            # No 'resume': we offer acknowledgements only, and a resume='true' request is answered the same way.
+            self.sm_enabled = True
+            self.sm_handled = 0
+            self._write(sm.ENABLED_BYTES)
+        elif el.tag == f"{{{sm.SM_NS}}}resume":
+            self._write(sm.failed_bytes("feature-not-implemented"))  # XEP-0198 5: no resumption here
+        elif not self.sm_enabled:
+            # <r/>, <a/> (or <enabled/>...) on a stream without Stream Management: not part of this stream.
+            raise StreamError("unsupported-stanza-type", f"unexpected element {el.tag}")
+        elif el.tag == sm.REQUEST:
+            self._write(sm.answer_bytes(self.sm_handled))
+        elif el.tag != sm.ANSWER:
+            raise StreamError("unsupported-stanza-type", f"unexpected element {el.tag}")
+
     def _has_authenticated(self) -> bool:
         return bool(self.authenticated)
 
@@ -315,6 +356,8 @@ class InboundStream(StreamMachine):
 
     def _on_stanza(self, el: Element, events: list[S2SEvent]) -> None:
         from_ = self._stanza_sender(el)
+        if self.sm_enabled:  # handed out (delivered, bounced or refused by the caller): handled, XEP-0198 4
+            self.sm_handled = (self.sm_handled + 1) % sm.H_MODULO
         if self.refusing is not None:
             events.append(StanzaRefused(el, from_, self.refusing))
         else:

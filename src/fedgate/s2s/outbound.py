@@ -10,6 +10,8 @@ The same machine, in verification mode, carries a dialback ``<db:verify/>`` to a
 from __future__ import annotations
 
 import base64
+import contextlib
+from collections import deque
 from dataclasses import dataclass
 from enum import Enum, auto
 from xml.etree.ElementTree import Element
@@ -18,6 +20,7 @@ from .. import dialback
 from ..errors import StreamError
 from ..policy import Exclusion, Method, Rule, Settings, Tls, allows, exclusions
 from ..xmlstream import StreamOpened as XmlStreamOpened
+from . import sm
 from .base import (
     FEATURES,
     SASL_NS,
@@ -38,6 +41,10 @@ from .events import (
     StartTlsNow,
     StreamOpened,
 )
+
+# A peer that enabled Stream Management but lets this many stanzas go unacknowledged is treated as one
+# without it (the list would grow without bound).
+MAX_UNACKED = 50000
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,15 @@ class OutboundStream(StreamMachine):
         self.failure_condition: str | None = None
         # Stanzas given to send_stanza whose bytes data_to_send() has not handed out yet.
         self._unsent: list[Element] = []
+        # XEP-0198 acknowledgements (no resumption). sm_requested: our <enable/> is out and was not refused
+        # (h counts from there, XEP-0198 4); sm_enabled: the peer answered <enabled/>. _unacked: stanzas handed
+        # out since <enable/> that no <a h/> has covered yet; _sm_sent and _sm_acked: the counts, mod 2^32.
+        self.sm_requested = False
+        self.sm_enabled = False
+        self._unacked: deque[Element] = deque()
+        self._sm_sent = 0
+        self._sm_acked = 0
+        self._since_request = 0
 
     @property
     def authenticated(self) -> bool:
@@ -154,17 +170,102 @@ class OutboundStream(StreamMachine):
             raise RuntimeError("stream closed (RFC 6120 4.4: nothing is sent after our </stream:stream>)")
         self._send(el)
         self._unsent.append(el)
+        if self.sm_requested:
+            self._since_request += 1
+            if self._since_request >= sm.REQUEST_EVERY:
+                self.request_ack()
+
+    def request_ack(self) -> None:
+        """Ask for an acknowledgement (``<r/>``) of what was sent since the last request, if anything was; the
+        caller also calls this when the link goes quiet, so the last stanzas of a burst are covered too."""
+        if self.sm_requested and self._since_request and not (self.closing or self.closed):
+            self._write(sm.REQUEST_BYTES)
+            self._since_request = 0
+
+    @property
+    def unacknowledged(self) -> tuple[Element, ...]:
+        """Stanzas written to the peer that Stream Management has not seen acknowledged (oldest first)."""
+        return tuple(self._unacked)
+
+    @property
+    def to_resend(self) -> tuple[Element, ...]:
+        """What :meth:`withdraw_unsent` hands back of :attr:`unacknowledged`: all of it when the stream just
+        went away (a reset, a transport that ended, our close unanswered), since the peer may not have handled
+        them; none when it ended as a stream, with the peer's ``</stream:stream>`` or stream error, or with our
+        stream error. Then, RFC 6120 4.4 and 4.9.1.1, the peer processed what it got before the end (a
+        receiving fedgate delivers it, or returns it to its sender when it came after its own stream error),
+        and sending it again would deliver it twice, or deliver what was bounced."""
+        return () if self.peer_ended_stream or self.refusing is not None else tuple(self._unacked)
 
     def data_to_send(self) -> bytes:
+        if self.sm_requested:
+            self._unacked.extend(self._unsent)
+            self._sm_sent = (self._sm_sent + len(self._unsent)) % sm.H_MODULO
+            if len(self._unacked) > MAX_UNACKED:
+                self._sm_off()
         self._unsent.clear()
         return super().data_to_send()
 
     def withdraw_unsent(self) -> list[Element]:
         """Take back the stanzas whose bytes ``data_to_send()`` has not handed out yet (and drop everything
-        still buffered): the transport they were meant for is gone, so they were never written."""
+        still buffered): the transport they were meant for is gone, so they were never written. With Stream
+        Management the stanzas written but never acknowledged come first (oldest first): the peer may not
+        have handled them. Not after the stream ended as a stream: it has had all it carried processed (RFC 6120
+        4.4), acknowledged or not: see :attr:`to_resend`."""
+        unacked = list(self.to_resend)
+        self._unacked.clear()
         unsent, self._unsent = self._unsent, []
         self._out.clear()
-        return unsent
+        return unacked + unsent
+
+    def close(self, condition: str | None = None, text: str = "") -> list[S2SEvent]:
+        if not condition:
+            self.request_ack()  # (what the peer answers before its </stream:stream> is still read)
+        return super().close(condition, text)
+
+    def _sm_off(self) -> None:
+        """Stream Management refused, or the peer's acknowledgements make no sense: the stream goes on
+        without it (what was written is left to the transport, as without XEP-0198)."""
+        self.sm_requested = self.sm_enabled = False
+        self._unacked.clear()
+
+    def _on_sm(self, el: Element) -> None:
+        """XEP-0198 elements on an authenticated stream. Anything that does not fit what we asked for turns
+        Stream Management off rather than failing the stream, except an ``h`` above what was sent (XEP-0198
+        5: a stream error)."""
+        if not self.sm_requested:
+            return  # never asked for, or turned off: passed over
+        if el.tag == sm.ENABLED:
+            self.sm_enabled = True
+        elif el.tag == sm.FAILED:
+            if not self.sm_enabled:
+                self._sm_off()
+        elif el.tag == sm.REQUEST:
+            self._write(sm.answer_bytes(0))  # this stream carries no stanzas to us: none handled
+        elif el.tag == sm.ANSWER:
+            self._on_ack(el)
+
+    def _on_ack(self, el: Element) -> None:
+        h = sm.parse_h(el)
+        if h is None:
+            self._sm_off()
+            return
+        count = (h - self._sm_acked) % sm.H_MODULO
+        if count > len(self._unacked):
+            raise StreamError(
+                "undefined-condition",
+                f"handled-count-too-high: h={h}, sent {self._sm_sent}",
+                app=sm.too_high(h, self._sm_sent),
+            )
+        for _ in range(count):
+            self._unacked.popleft()
+        self._sm_acked = h
+
+    def _on_element_while_closing(self, el: Element, events: list[S2SEvent]) -> None:
+        # Acknowledgements the peer sent before its </stream:stream> still count.
+        if el.tag == sm.ANSWER and self.sm_requested:
+            with contextlib.suppress(StreamError):
+                self._on_ack(el)
 
     # -- protocol ------------------------------------------------------------------------------------------
     def _open(self) -> None:
@@ -218,6 +319,8 @@ class OutboundStream(StreamMachine):
         elif state is _State.READY and el.tag in (dialback.RESULT, dialback.VERIFY):
             # Late dialback chatter on an authenticated stream is harmless; ignore it.
             return
+        elif state is _State.READY and el.tag in sm.SM_TAGS:
+            self._on_sm(el)
         else:
             raise StreamError("unsupported-stanza-type", f"unexpected {el.tag} on an outgoing stream")
 
@@ -328,6 +431,11 @@ class OutboundStream(StreamMachine):
     def _ready(self, method: Method, events: list[S2SEvent]) -> None:
         self.method = method
         self._state = _State.READY
+        if sm.has_feature(self._features) and not self.verification:
+            # XEP-0198 3: enabled once authenticated, when the receiving server offered it (after SASL, on the
+            # restarted stream's features; for dialback, on the features before it). Acknowledgements only.
+            self._write(sm.ENABLE_BYTES)
+            self.sm_requested = True
         events.append(Authenticated(self.local_domain, self.remote_domain, method, "out"))
 
     def _why(self) -> tuple[Exclusion, ...]:
