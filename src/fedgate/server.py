@@ -926,11 +926,11 @@ class Gateway:
         new link, which bounces them if it fails in turn. After a transport failure (reset, TLS error) they
         are bounced at once: a burst must not pile up on a new link to a partner that is down.
 
-        Except, with XEP-0198 acknowledgements, the stanzas written and never acknowledged: the partner may
-        not have handled them, and nothing else says so. They go once more on a new link after any end of an
-        authenticated stream (a transport failure too; never a third time: then they are bounced). Without
-        resumption this is at-least-once: a stanza the partner handled but whose <a/> was lost with the
-        connection is delivered twice, rather than lost or bounced after delivery."""
+        Except, with XEP-0198 acknowledgements, the stanzas written and never acknowledged on a stream that
+        just went away (``OutboundStream.to_resend``): the partner may not have handled them, and nothing else
+        says so. They go once more on a new link, after a transport failure too (never a third time: then they
+        are bounced). Without resumption this is at-least-once: a stanza the partner handled but whose <a/> was
+        lost with the connection is delivered twice, rather than lost or bounced after delivery."""
         settings = self.policy.settings_for(link.remote_domain)
         condition, text = "remote-server-not-found", ""
         authenticated = False
@@ -999,10 +999,8 @@ class Gateway:
             if link.machine is not None:
                 link.machine.release()
             queued, link.queue = link.queue, []
-            retry = (
-                authenticated and not transport_failed and all(server.is_serving() for server in self._servers)
-            )  # (a gateway that is stopping retries nothing)
-            serving = all(server.is_serving() for server in self._servers)
+            serving = all(server.is_serving() for server in self._servers)  # (a gateway stopping retries nothing)
+            retry = authenticated and not transport_failed and serving
             for stanza in queued:
                 resend = id(stanza) in link.unacknowledged and id(stanza) not in link.resent
                 if retry or (resend and authenticated and serving):
