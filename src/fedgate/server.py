@@ -53,7 +53,7 @@ from .s2s import (
     TlsInfo,
     VerifyRequest,
 )
-from .s2s.base import StreamMachine
+from .s2s.base import StreamMachine, domain_of
 from .stanza import describe, error_condition, error_reply
 from .tls import Credentials, TlsContext, TlsError, TlsSession, TrustAnchors, client_context, server_context
 
@@ -660,7 +660,7 @@ class Gateway:
             log.info("undeliverable error stanza not bounced (%s)", condition)
             return
         self.stats.bounces[condition] += 1
-        to_domain, from_domain = _domain(reply.get("to")), _domain(reply.get("from"))
+        to_domain, from_domain = domain_of(reply.get("to")) or "", domain_of(reply.get("from")) or ""
         entry = self.components.get(to_domain)
         if entry is not None and entry[0].send_stanza(reply):
             entry[1].write(entry[0].data_to_send())
@@ -1302,10 +1302,6 @@ def _refusal_condition(stream_condition: str) -> str:
     if stream_condition in STANZA_ERROR_TYPES:
         return stream_condition
     return _REFUSAL_CONDITIONS.get(stream_condition, "service-unavailable")
-
-
-def _domain(jid: str | None) -> str:
-    return (jid or "").split("/", 1)[0].rsplit("@", 1)[-1].lower()
 
 
 __all__ = [
