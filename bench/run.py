@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import importlib.util
 import json
 import os
 import shutil
@@ -130,6 +131,7 @@ class Context:
     results: dict[str, Any] = field(default_factory=dict)
     profile_dir: Path | None = None
     only: set[str] | None = None
+    event_loop: str = "auto"
 
     def wanted(self, scenario: str) -> bool:
         return self.only is None or scenario in self.only
@@ -191,6 +193,7 @@ class FedgateTarget(Target):
 [gateway]
 database = "fedgate.sqlite3"
 log_level = "info"
+event_loop = "{ctx.event_loop}"
 source_address = "{lay.gateway_ip}"
 
 [[domain]]
@@ -363,6 +366,13 @@ def machine() -> dict[str, Any]:
             "prosody": prosody_version, "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
 
 
+def resolved_loop(choice: str) -> str:
+    """The loop fedgate will run on for ``gateway.event_loop = choice``."""
+    if choice == "auto":
+        return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+    return choice
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--targets", default="fedgate,prosody", help="comma list: fedgate, prosody")
@@ -373,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", help="comma list of scenarios: auth:sasl_tls, auth:tls_dialback, auth:tcp_dialback, "
                    "relay, idle")
     p.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs)")
+    p.add_argument("--event-loop", default="auto", choices=["auto", "asyncio", "uvloop"],
+                   help="fedgate's gateway.event_loop (auto: uvloop when installed)")
     args = p.parse_args(argv)
     raise_fd_limit()
     names = [n.strip() for n in args.targets.split(",") if n.strip()]
@@ -383,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ca = TestCA.create(workdir / "ca")
         ctx = Context(layout, sizes, workdir, ca, ca.issue(layout.load, workdir / "load"))
-        ctx.results["machine"] = machine()
+        ctx.event_loop = args.event_loop
+        ctx.results["machine"] = {**machine(), "fedgate_event_loop": resolved_loop(args.event_loop)}
         ctx.results["sizes"] = vars(sizes)
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)

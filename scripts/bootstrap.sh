@@ -10,7 +10,7 @@ fi
 stamp="$VENV/.fedgate-installed"
 if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-    "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+    "$VENV/bin/python" -m pip install -q -e "$ROOT[dev,fast]"
     touch "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -331,6 +331,21 @@ def test_bad_config_names_the_key(tmp_path: Path) -> None:
     path.write_text('[[domain]]\nname = "gw.test"\n[listen]\nadmin = "0.0.0.0:5380"\n')
     result = CliRunner().invoke(cli, ["--lang", "en", "serve", "--config", str(path)])
     assert result.exit_code == 2 and "listen.admin" in result.output
+    path.write_text('[gateway]\nevent_loop = "tokio"\n[[domain]]\nname = "gw.test"\n')
+    result = CliRunner().invoke(cli, ["--lang", "en", "serve", "--config", str(path)])
+    assert result.exit_code == 2 and "gateway.event_loop" in result.output and "asyncio" in result.output
+
+
+def test_uvloop_named_but_missing_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvloop" else real(name, *a))
+    path = tmp_path / "fedgate.toml"
+    path.write_text('[gateway]\nevent_loop = "uvloop"\n[[domain]]\nname = "gw.test"\n')
+    result = CliRunner().invoke(cli, ["--lang", "en", "serve", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "gateway.event_loop: uvloop is not installed" in result.output
 
 
 def test_sigterm_bounces_what_is_queued_and_sighup_reloads_certificates(tmp_path: Path) -> None:
@@ -380,9 +395,14 @@ def test_sigterm_bounces_what_is_queued_and_sighup_reloads_certificates(tmp_path
     asyncio.run(main())
 
 
-def test_serve_process_exits_0_on_sigterm_within_the_bound(tmp_path: Path) -> None:
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+def test_serve_process_exits_0_on_sigterm_within_the_bound(tmp_path: Path, event_loop: str) -> None:
+    """The real process on each event loop: it comes up, reloads on SIGHUP and stops on SIGTERM."""
+    if event_loop == "uvloop" and os.environ.get("CI") != "true":
+        pytest.importorskip("uvloop")  # (scripts/test installs fedgate[fast]; in CI a missing uvloop fails)
     ca = TestCA.create(tmp_path / "ca")
     path = _write_config(tmp_path, ca)
+    path.write_text(path.read_text().replace("[gateway]\n", f'[gateway]\nevent_loop = "{event_loop}"\n', 1))
     proc = subprocess.Popen([sys.executable, "-m", "fedgate.cli", "serve", "--config", str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -406,7 +426,8 @@ def test_serve_process_exits_0_on_sigterm_within_the_bound(tmp_path: Path) -> No
         assert time.monotonic() - started < 12
         err = proc.stderr.read().decode() if proc.stderr else ""
         lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
-        assert any("serving gw.test" in e["message"] for e in lines), err  # JSON-lines logging as configured
+        assert any("serving gw.test" in e["message"] and f"(event loop: {event_loop})" in e["message"]
+                   for e in lines), err  # JSON-lines logging as configured, on the loop asked for
         text_lines = [line for line in err.splitlines() if not line.startswith("{")]
         assert any("INFO fedgate: reloaded" in line for line in text_lines), err
         assert not any("reloaded" in e["message"] for e in lines), err

@@ -10,6 +10,7 @@ Example::
     database = "fedgate.sqlite3"          # relative paths are relative to this file
     log_format = "text"                   # or "json" (one JSON object per line)
     log_level = "info"
+    event_loop = "auto"                   # uvloop when installed (fedgate[fast]), else asyncio; or name one
 
     [[domain]]
     name = "gw.example.org"
@@ -40,13 +41,14 @@ machine. Message bodies are never logged unless the gateway setting ``log_messag
 (``fedgate gateway set``: it lives in the database, not in this file).
 
 On SIGHUP ``fedgate serve`` reads this file again. Certificates, keys, trust anchors, domains and their
-component secrets, logging and ``[dns]`` apply at once; ``listen.*``, ``gateway.database`` and
-``admin.token_file`` only after a restart (a line in the log says so). A reload with an error changes
-nothing.
+component secrets, logging and ``[dns]`` apply at once; ``listen.*``, ``gateway.database``,
+``gateway.event_loop`` and ``admin.token_file`` only after a restart (a line in the log says so). A reload
+with an error changes nothing.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import secrets
 import tomllib
@@ -65,6 +67,7 @@ from .tls import Credentials, TrustAnchors
 
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 
 
 class ConfigError(FedgateError):
@@ -86,6 +89,8 @@ class ServeConfig:
     source: dict[str, Any] = field(default_factory=dict, repr=False)
     # /metrics and /health without the token, on an address of the administrator's choosing.
     metrics_listen: tuple[str, int] | None = None
+    # "auto" (uvloop when it is installed, else asyncio's own loop), "asyncio" or "uvloop".
+    event_loop: str = "auto"
 
     def admin_token(self) -> str:
         """The token ``fedgate serve`` expects; made (0600) on first use."""
@@ -115,6 +120,7 @@ class ServeConfig:
             ("listen.metrics", self.metrics_listen, fresh.metrics_listen),
             ("gateway.database", self.database, fresh.database),
             ("admin.token_file", self.admin_token_file, fresh.admin_token_file),
+            ("gateway.event_loop", self.event_loop, fresh.event_loop),
         ]
         return [key for key, before, after in pairs if before != after]
 
@@ -226,10 +232,13 @@ def load(path: Path) -> ServeConfig:
 def parse(raw: dict[str, Any], base: Path, path: Path) -> ServeConfig:
     _unknown(raw, "", {"gateway", "domain", "listen", "trust", "dns", "admin"})
     gw = _table(raw, "gateway")
-    _unknown(gw, "gateway.", {"database", "log_format", "log_level", "source_address"})
+    _unknown(gw, "gateway.", {"database", "log_format", "log_level", "source_address", "event_loop"})
     database = base / (_str(gw, "database", "gateway.", "fedgate.sqlite3") or "fedgate.sqlite3")
     log_format = _choice(gw, "log_format", "gateway.", LOG_FORMATS, "text")
     log_level = _choice(gw, "log_level", "gateway.", LOG_LEVELS, "info")
+    event_loop = _choice(gw, "event_loop", "gateway.", EVENT_LOOPS, "auto")
+    if event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise ConfigError("gateway.event_loop", t("ops.config.no_uvloop"))
     source_address = _str(gw, "source_address", "gateway.")
     if source_address is not None:
         _address(source_address, "gateway.source_address", 0)
@@ -319,4 +328,4 @@ def parse(raw: dict[str, Any], base: Path, path: Path) -> ServeConfig:
         source_address=source_address,
     )
     return ServeConfig(path, database, gateway, admin_listen, token_file, log_format, log_level, raw,
-                       metrics_listen=metrics_listen)
+                       metrics_listen=metrics_listen, event_loop=event_loop)

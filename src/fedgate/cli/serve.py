@@ -9,6 +9,7 @@ import logging
 import signal
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -58,6 +59,7 @@ def reload_config(cfg: config_mod.ServeConfig, gateway: Gateway, *, logging_too:
     log.info("%s", t("ops.reloaded", path=str(cfg.path)))
     # What is in force: the new file, except what only a restart changes.
     fresh.database, fresh.admin_token_file = cfg.database, cfg.admin_token_file
+    fresh.event_loop = cfg.event_loop
     fresh.admin_listen, fresh.metrics_listen = cfg.admin_listen, cfg.metrics_listen
     fresh.gateway.s2s_listen, fresh.gateway.component_listen = cfg.gateway.s2s_listen, cfg.gateway.component_listen
     return fresh
@@ -96,7 +98,8 @@ async def run(
         if metrics is not None and cfg.metrics_listen is not None:
             await metrics.start(*cfg.metrics_listen)
         log.info("%s", t("ops.serving", domains=", ".join(sorted(cfg.gateway.domains)),
-                         addresses=", ".join(f"{h}:{p}" for h, p in gateway.bound_ports())))
+                         addresses=", ".join(f"{h}:{p}" for h, p in gateway.bound_ports()),
+                         loop="uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"))
         if ready is not None:
             ready.set()
         while not stop.is_set():
@@ -123,7 +126,24 @@ def serve(config_path: Path) -> None:
     SIGHUP reloads certificates; partner changes made with the CLI apply within a second."""
     cfg = _load(config_path)
     configure(cfg.log_format, cfg.log_level)
-    asyncio.run(run(cfg, own_logging=True))
+    with asyncio.Runner(loop_factory=loop_factory(cfg.event_loop)) as runner:
+        runner.run(run(cfg, own_logging=True))
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop ``gateway.event_loop`` asks for: uvloop (libuv, written in Cython) for "uvloop", and for
+    "auto" when it is installed; asyncio's own loop otherwise. uvloop makes the accept path, socket reads and
+    writes and timers cheaper (bench/, BENCHMARKS.md); everything else is the same code on either loop."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":  # (config.load refuses this when uvloop is missing; it went away since)
+            raise
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def fetch_status(cfg: config_mod.ServeConfig, timeout: float = 5.0) -> dict[str, object]:

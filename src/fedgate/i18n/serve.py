@@ -12,9 +12,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "{path} から証明書と設定を再読み込みしました",
     },
     "ops.serving": {
-        "en": "serving {domains} on {addresses}",
-        "zh-TW": "正在為 {domains} 提供服務，位址：{addresses}",
-        "ja": "{domains} を {addresses} で提供しています",
+        "en": "serving {domains} on {addresses} (event loop: {loop})",
+        "zh-TW": "正在為 {domains} 提供服務，位址：{addresses}（事件迴圈：{loop}）",
+        "ja": "{domains} を {addresses} で提供しています（イベントループ：{loop}）",
     },
     "ops.stopping": {
         "en": "stopping: closing streams (what partners and components still send is routed) and bouncing what "
@@ -68,6 +68,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{path} holds no usable PEM CA certificate ({error})",
         "zh-TW": "{path} 中沒有可用的 PEM CA 憑證（{error}）",
         "ja": "{path} に使用できる PEM CA 証明書がありません（{error}）",
+    },
+    "ops.config.no_uvloop": {
+        "en": "uvloop is not installed (pip install 'fedgate[fast]'), or use \"auto\" or \"asyncio\"",
+        "zh-TW": "尚未安裝 uvloop（pip install 'fedgate[fast]'），或改用 \"auto\" 或 \"asyncio\"",
+        "ja": ("uvloop がインストールされていません（pip install 'fedgate[fast]'）。"
+               "\"auto\" か \"asyncio\" を指定してください"),
     },
     "ops.config.same_address": {
         "en": "the same address as {other}; choose another",
