@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,17 +102,29 @@ class CertificateStatus:
     # The parsed certificate itself, for reports (probe); None when not asked for (a live stream keeps only the
     # names: the object with its parsed extensions costs some 3 kB per stream).
     certificate: x509.Certificate | None = field(default=None, repr=False, compare=False)
-    # valid_for() answers, by domain: a stream asks for the same domain more than once, and matching is costly.
-    _matches: dict[str, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def valid_for(self, domain: str) -> bool:
         """Whether this authenticates the peer as ``domain``: a valid chain and a matching identity."""
         if not (self.presented and self.chain_valid and self.names is not None):
             return False
-        known = self._matches.get(domain)
-        if known is None:
-            known = self._matches[domain] = names_match_domain(self.names, domain)
-        return known
+        return _names_match(self.names, domain)
+
+
+# A partner's servers present the same certificate on each of their many connections: what is read out of one
+# (names, expiry) and whether those names match a domain are remembered, by DER bytes and by (names, domain).
+# Only what follows from the bytes alone is cached; whether the chain validated comes from each handshake.
+_CERTIFICATE_CACHE_SIZE = 1024
+
+
+@functools.lru_cache(maxsize=_CERTIFICATE_CACHE_SIZE)
+def _names_match(names: CertificateNames, domain: str) -> bool:
+    return names_match_domain(names, domain)
+
+
+@functools.lru_cache(maxsize=_CERTIFICATE_CACHE_SIZE)
+def _read_certificate(der: bytes) -> tuple[CertificateNames, datetime.datetime]:
+    cert = x509.load_der_x509_certificate(der)
+    return certificate_names(cert), cert.not_valid_after_utc
 
 
 class TlsContext:
@@ -249,7 +262,6 @@ class TlsSession:
         self._server_side = server_side
         self._conn = SSL.Connection(context._default, None)
         self._conn.set_app_data(self)
-        self._conn.set_info_callback(self._info)
         self.handshake_complete = False
         self.closed_by_peer = False
         self._closed = False
@@ -325,6 +337,9 @@ class TlsSession:
         except SSL.Error as e:
             raise self._fail(_error_text(e)) from e
         self.handshake_complete = True
+        # Only now: what it watches for comes after the handshake, and during one it would run some twenty
+        # times (a Python call each).
+        self._conn.set_info_callback(self._info)
         return True
 
     def send(self, plaintext: bytes) -> None:
@@ -400,9 +415,11 @@ class TlsSession:
         """The peer's certificate and whether its chain validated (meaningful once the handshake completes).
 
         ``keep_certificate=False`` leaves the parsed certificate out of the status (its names stay)."""
-        cert = self._conn.get_peer_certificate(as_cryptography=True)
-        if cert is None:
+        peer = self._conn.get_peer_certificate()
+        if peer is None:
             return CertificateStatus(presented=False, chain_valid=False)
+        der = crypto.dump_certificate(crypto.FILETYPE_ASN1, peer)
+        names, not_after = _read_certificate(der)
         error = self._verify_error
         if error is None and not self._verify_called:  # cannot happen with VERIFY_PEER; never call it valid
             error = (_NOT_VERIFIED, 0)
@@ -410,11 +427,11 @@ class TlsSession:
             presented=True,
             chain_valid=error is None,
             error=None if error is None else _verify_error_string(error[0]),
-            names=certificate_names(cert),
-            not_after=cert.not_valid_after_utc,
+            names=names,
+            not_after=not_after,
             error_code=None if error is None else error[0],
             error_depth=None if error is None else error[1],
-            certificate=cert if keep_certificate else None,
+            certificate=x509.load_der_x509_certificate(der) if keep_certificate else None,
         )
 
     def peer_chain_der(self) -> list[bytes]:
