@@ -23,7 +23,7 @@ import ssl
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -306,6 +306,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _run(main: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """The tool on uvloop when it is installed: the less the tool spends per connection, the surer it is that
+    a figure is the target's (it has one core, like the target)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     raise_fd_limit()
@@ -321,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         name = f"load-{args.scenario}-{args.method}-{os.getpid()}.txt"
         (Path(profile_dir) / name).write_text(profiler.output_text(unicode=True, show_all=False))
     else:
-        result = asyncio.run(runner(args))
+        result = _run(runner(args))
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
     return 0
