@@ -334,7 +334,8 @@ class _Connection:
                     pass
         self.writer.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.writer.wait_closed(), 2)
+            async with asyncio.timeout(2):  # (not wait_for: that makes a task)
+                await self.writer.wait_closed()
 
 
 def _tls_contexts(config: GatewayConfig) -> tuple[TlsContext | None, dict[str, TlsContext]]:
@@ -731,6 +732,17 @@ class Gateway:
         or CLOSE_WAIT_SECONDS, routing what arrives meanwhile. Establishment and inactivity time-outs end the
         stream with connection-timeout."""
         deadline = time.monotonic() + self.settings.stream_establishment_timeout
+        # Until the peer authenticates (or the stream closes), one timer covers every read: a handshake takes
+        # half a dozen reads, and a timer for each was a measurable part of an authentication's cost.
+        try:
+            async with asyncio.timeout(self.settings.stream_establishment_timeout):
+                while not (machine.closed or machine.closing or machine.authenticated):
+                    if not self._inbound_read(machine, conn, record, await conn.read(None)):
+                        return
+        except TimeoutError:
+            events = machine.close("connection-timeout")
+            conn.write(machine.data_to_send())
+            self._inbound_events(machine, conn, record, events)
         close_by: float | None = None
         while not machine.closed:
             if machine.closing:
@@ -738,7 +750,7 @@ class Gateway:
                 timeout: float = max(0.0, close_by - time.monotonic())
             elif machine.authenticated:
                 timeout = self.settings.stream_inactivity_timeout
-            else:
+            else:  # (not reached: the loop above ran until one of these)
                 timeout = max(0.0, deadline - time.monotonic())
             try:
                 idle = machine.hibernate if machine.authenticated and not machine.closing else None
@@ -752,23 +764,30 @@ class Gateway:
                 conn.write(machine.data_to_send())
                 self._inbound_events(machine, conn, record, events)
                 continue  # (closing now if a domain was authenticated: what is still in flight is bounced)
-            if conn.tls_just_completed:
-                conn.tls_just_completed = False
-                info = conn.tls_info()
-                machine.tls_established(info)
-                record.tls_version, record.cipher = info.version, info.cipher
-                record.certificate = _certificate_text(info, machine.remote_domain)
-            if data is None:
-                if machine.closing:  # (after ours: the stream's StreamClosed was reported then)
-                    break
-                # TCP closed under us without </stream:stream>: report it like a close.
-                machine.close()
-                self._inbound_events(machine, conn, record, [StreamClosed(None, "", by_peer=True)])
+            if not self._inbound_read(machine, conn, record, data):
                 break
-            events = machine.receive_data(data)
-            conn.write(machine.data_to_send())
-            self._inbound_events(machine, conn, record, events)
         conn.write(machine.data_to_send())
+
+    def _inbound_read(self, machine: InboundStream, conn: _Connection, record: StreamRecord,
+                      data: bytes | None) -> bool:
+        """What one read brought (``None``: the TCP connection ended); False when the stream is over."""
+        if conn.tls_just_completed:
+            conn.tls_just_completed = False
+            info = conn.tls_info()
+            machine.tls_established(info)
+            record.tls_version, record.cipher = info.version, info.cipher
+            record.certificate = _certificate_text(info, machine.remote_domain)
+        if data is None:
+            if machine.closing:  # (after ours: the stream's StreamClosed was reported then)
+                return False
+            # TCP closed under us without </stream:stream>: report it like a close.
+            machine.close()
+            self._inbound_events(machine, conn, record, [StreamClosed(None, "", by_peer=True)])
+            return False
+        events = machine.receive_data(data)
+        conn.write(machine.data_to_send())
+        self._inbound_events(machine, conn, record, events)
+        return True
 
     def _inbound_events(
         self, machine: InboundStream, conn: _Connection, record: StreamRecord, events: Iterable[S2SEvent]
