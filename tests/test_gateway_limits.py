@@ -17,6 +17,7 @@ from fedgate.certs import TestCA
 from fedgate.policy import Settings
 from fedgate.resolver import Resolver
 from fedgate.s2s import Authenticated, StanzaReceived, StreamClosed
+from fedgate.tls import TlsSession
 
 from .net.components import EchoComponent, error_condition
 from .net.gateways import Node, make_node
@@ -538,6 +539,11 @@ def test_idle_streams_hibernate_and_wake_on_the_next_stanza(tmp_path: Path) -> N
                 components = [m._parser for m, _ in (*a.gateway.components.values(), *b.gateway.components.values())]
                 return [*inbound, *outbound, *components]
 
+            def tls_sessions() -> list[TlsSession]:
+                conns = [c for _, c in (*a.gateway._inbound_machines.values(), *b.gateway._inbound_machines.values())]
+                conns += [link.conn for g in (a.gateway, b.gateway) for link in g.links.values() if link.conn]
+                return [c.tls for c in conns if c.tls is not None]
+
             comp_a.say("alice@a.test", "bob@b.test", "ping 1")
             reply = await comp_a.next_message(10)
             assert str(reply["body"]) == "pong 1"
@@ -545,10 +551,16 @@ def test_idle_streams_hibernate_and_wake_on_the_next_stanza(tmp_path: Path) -> N
             await asyncio.sleep(1.6)
             asleep = parsers()
             assert len(asleep) >= 4 and all(p.hibernating for p in asleep), [p.hibernating for p in asleep]
-            comp_a.say("alice@a.test", "bob@b.test", "ping 2 <&> 😀")
-            reply = await comp_a.next_message(10)
-            assert str(reply["body"]) == "pong 2 <&> 😀"
+            # Both TLS streams (a to b, b to a), at both ends, left OpenSSL for fedgate.tls13.
+            sessions = tls_sessions()
+            assert len(sessions) == 4 and all(t.hibernated for t in sessions), [t.hibernated for t in sessions]
+            for text in ("ping 2 <&> 😀", "ping 3 " + "x" * 40000):  # the second one spans several TLS records
+                comp_a.say("alice@a.test", "bob@b.test", text)
+                reply = await comp_a.next_message(10)
+                assert str(reply["body"]) == text.replace("ping", "pong", 1)
+                await asyncio.sleep(0.3)
             assert sum(isinstance(e, Authenticated) for _, e in a.events + b.events) == authentications
+            assert tls_sessions() == sessions  # the same streams carried them
         finally:
             await comp_a.stop()
             await comp_b.stop()

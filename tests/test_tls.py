@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import ssl
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -348,9 +351,9 @@ def test_renegotiation_refused(pki: Pki) -> None:
     c.start()
     pump(c, s)
     assert s.handshake_complete and s.version == "TLSv1.2"
-    assert c._conn.renegotiate()
+    assert c._ssl().renegotiate()
     with pytest.raises(SSL.WantReadError):
-        c._conn.do_handshake()  # the new ClientHello
+        c._ssl().do_handshake()  # the new ClientHello
     with pytest.raises(TlsError, match="renegotiation"):
         s.receive_data(c.data_to_send())
     with pytest.raises(TlsError):
@@ -369,12 +372,133 @@ def test_no_session_resumption(pki: Pki, tls12: bool) -> None:
     first_c, first_s = TlsSession(cctx, server_side=False), TlsSession(sctx, server_side=True)
     first_c.start()
     pump(first_c, first_s)
-    session = first_c._conn.get_session()
+    session = first_c._ssl().get_session()
     second_c, second_s = TlsSession(cctx, server_side=False), TlsSession(sctx, server_side=True)
     if session is not None:
-        second_c._conn.set_session(session)
+        second_c._ssl().set_session(session)
     second_c.start()
     pump(second_c, second_s)
     assert second_s.handshake_complete
     assert second_s.peer_certificate().chain_valid
     assert second_s.peer_certificate().valid_for("b.example")
+
+
+# -- hibernation: an idle TLS 1.3 session hands its records over from OpenSSL to fedgate.tls13 ----------------
+
+
+def _suite_connect(pki: Pki, suite: str) -> tuple[TlsSession, TlsSession]:
+    sctx = server_context({"a.example": pki.creds("a.example")}, pki.trust)
+    sctx._default.set_tls13_ciphersuites(suite.encode())
+    c = TlsSession(client_context(pki.creds("b.example"), pki.trust), server_side=False, server_name="a.example")
+    s = TlsSession(sctx, server_side=True)
+    c.start()
+    pump(c, s)
+    assert s.cipher == suite
+    return c, s
+
+
+@pytest.mark.parametrize("suite", ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"])
+@pytest.mark.parametrize("first", ["server", "client"])
+def test_hibernated_sessions_carry_data_both_ways(pki: Pki, suite: str, first: str) -> None:
+    c, s = _suite_connect(pki, suite)
+    assert pump(c, s) == (b"", b"")
+    s.send(b"<a/>")
+    c.send(b"<b/>")
+    assert pump(c, s) == (b"<a/>", b"<b/>")
+    one, other = (s, c) if first == "server" else (c, s)
+    conn = weakref.ref(one._ssl())
+    assert one.hibernate() and one.hibernated
+    assert conn() is None  # OpenSSL's SSL object is gone at once, not at the next cycle collection
+    big = bytes(range(256)) * 400  # 100 kB: seven records
+    for _ in range(2):
+        one.send(big)
+        other.send(b"<c/>")
+        got_c, got_s = pump(c, s)
+        assert (got_c, got_s) == ((big, b"<c/>") if one is s else (b"<c/>", big))
+        assert other.hibernate()  # and then both
+    assert s.version == c.version == "TLSv1.3" and s.cipher == c.cipher == suite
+    status = s.peer_certificate()
+    assert status.chain_valid and status.valid_for("b.example")  # the status stays; the chain does not
+    with pytest.raises(TlsError):
+        s.peer_chain_der()
+    one.close()
+    pump(c, s)
+    assert other.closed_by_peer and not one.closed_by_peer
+
+
+def test_hibernated_server_with_a_stdlib_client(pki: Pki) -> None:
+    """The peer is another TLS stack (CPython's ssl on the system's OpenSSL), which also reads the server's
+    two session tickets: the counted sequence numbers must match what it expects."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    creds = pki.creds("b.example")
+    ctx.load_cert_chain(creds.cert_chain, creds.key)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = ctx.wrap_bio(incoming, outgoing, server_hostname="a.example")
+    s = TlsSession(server_context({"a.example": pki.creds("a.example")}, pki.trust), server_side=True)
+    for _ in range(5):
+        with contextlib.suppress(ssl.SSLWantReadError):
+            client.do_handshake()
+        if outgoing.pending:
+            s.receive_data(outgoing.read())
+            incoming.write(s.data_to_send())
+    assert s.handshake_complete and s.version == "TLSv1.3"
+    client.write(b"<before/>")
+    assert s.receive_data(outgoing.read()) == b"<before/>"
+    assert s.hibernate()
+    for n in range(3):
+        s.send(b"<reply n='%d'/>" % n)
+        incoming.write(s.data_to_send())
+        assert client.read(100) == b"<reply n='%d'/>" % n
+        client.write(b"<more/>")
+        assert s.receive_data(outgoing.read()) == b"<more/>"
+    s.close()
+    incoming.write(s.data_to_send())
+    assert client.read(100) == b""  # close_notify (with no alert, SSLWantReadError)
+
+
+def test_no_hibernation_in_the_middle_of_a_record_or_with_unsent_bytes(pki: Pki) -> None:
+    c, s = connect(pki, client=pki.creds("b.example"))
+    pump(c, s)
+    c.send(b"<stanza>" + b"x" * 3000 + b"</stanza>")
+    record = c.data_to_send()
+    assert s.receive_data(record[:1000]) == b""
+    assert not s.hibernate()  # OpenSSL holds a partial record
+    got = s.receive_data(record[1000:])
+    assert got.startswith(b"<stanza>")
+    s.send(b"<unsent/>")
+    assert not s.hibernate()  # a record not yet taken by data_to_send()
+    c.receive_data(s.data_to_send())
+    assert s.hibernate()
+
+
+def test_no_hibernation_for_tls12_or_after_a_key_update(pki: Pki) -> None:
+    c, s = connect(pki, client=pki.creds("b.example"), tls12=True)
+    assert not s.hibernate() and not c.hibernate()
+    s.send(b"<still-works/>")
+    assert pump(c, s) == (b"<still-works/>", b"")
+
+    c, s = connect(pki, client=pki.creds("b.example"))
+    assert c.hibernate()
+    assert c._records is not None
+    c._records.key_update(request_peer_update=True)  # OpenSSL changes keys on both sides of its session
+    c.send(b"<after-update/>")
+    assert pump(c, s) == (b"", b"<after-update/>")
+    assert not s.hibernate()  # the counted sequence numbers no longer hold: it stays with OpenSSL
+    s.send(b"<answer/>")
+    assert pump(c, s) == (b"<answer/>", b"")
+
+
+def test_a_tampered_record_after_hibernation_is_a_tls_error(pki: Pki) -> None:
+    c, s = connect(pki, client=pki.creds("b.example"))
+    pump(c, s)
+    assert s.hibernate()
+    c.send(b"<stanza/>")
+    record = bytearray(c.data_to_send())
+    record[-1] ^= 1
+    with pytest.raises(TlsError, match="bad_record_mac"):
+        s.receive_data(bytes(record))
+    alert = s.data_to_send()
+    assert alert  # the fatal alert, for the peer
+    with pytest.raises(TlsError):
+        c.receive_data(alert)

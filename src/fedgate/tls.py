@@ -37,6 +37,7 @@ except ImportError:  # pragma: no cover
     _lib = None
 
 from fedgate.identity import CertificateNames, certificate_names, names_match_domain, normalize_domain
+from fedgate.tls13 import SUPPORTED_SUITES, Tls13RecordError, Tls13Records
 
 __all__ = [
     "CertificateStatus",
@@ -196,18 +197,82 @@ def _base_context(trust: TrustAnchors, credentials: Credentials | None, *, serve
         except SSL.Error as e:
             raise TlsError(f"{credentials.cert_chain}, {credentials.key}: cannot load: {_error_text(e)}") from e
     ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+    # The application traffic secrets, for handing an idle TLS 1.3 connection over to fedgate.tls13
+    # (TlsSession.hibernate). They stay in this process, as OpenSSL's own copies do; nothing writes them out.
+    ctx.set_keylog_callback(_keylog_callback)
     # Free the record layer's read and write buffers (some 34 KiB) whenever they are empty: an idle S2S stream
     # then holds about 30 KiB less (bench/, BENCHMARKS.md).
     ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
     return ctx
 
 
-def _bio_pending(conn: SSL.Connection) -> int:
-    """Bytes waiting in the connection's outgoing memory BIO; -1 when that cannot be asked (then read and see)."""
-    bio = getattr(conn, "_from_ssl", None)
+def _bio_pending(conn: SSL.Connection, bio_name: str = "_from_ssl") -> int:
+    """Bytes waiting in the connection's outgoing memory BIO (``_into_ssl``: the incoming one, not yet read by
+    OpenSSL); -1 when that cannot be asked (then read and see)."""
+    bio = getattr(conn, bio_name, None)
     if bio is None or _lib is None:  # pragma: no cover - only if pyOpenSSL's private binding moves
         return -1
     return int(_lib.BIO_get_mem_data(bio, _MEM_DATA))
+
+
+_CLIENT_SECRET = b"CLIENT_TRAFFIC_SECRET_0 "
+_SERVER_SECRET = b"SERVER_TRAFFIC_SECRET_0 "
+
+
+def _keylog_callback(conn: SSL.Connection, line: bytes) -> None:
+    if not line.startswith((_CLIENT_SECRET, _SERVER_SECRET)):
+        return
+    session = conn.get_app_data()
+    if isinstance(session, TlsSession):
+        session._record_secret(line)
+
+
+class _RecordCounter:
+    """Counts the TLS records in a byte stream (by their 5-byte headers), for the sequence numbers a
+    :class:`~fedgate.tls13.Tls13Records` taking over a connection must start from."""
+
+    __slots__ = ("_head", "_need", "records")
+
+    def __init__(self) -> None:
+        self.records = 0
+        self._need = 0  # body bytes still to come of the record being read
+        self._head = b""  # a record header split between two chunks
+
+    @property
+    def at_boundary(self) -> bool:
+        return self._need == 0 and not self._head
+
+    def feed(self, data: bytes) -> None:
+        pos, size = 0, len(data)
+        if self._head:
+            missing = 5 - len(self._head)
+            head = self._head + data[:missing]
+            if len(head) < 5:
+                self._head = head
+                return
+            self._head, pos = b"", missing
+            self._need = head[3] << 8 | head[4]
+            if self._need == 0:
+                self.records += 1
+        if self._need:
+            if size - pos < self._need:
+                self._need -= size - pos
+                return
+            pos += self._need
+            self._need = 0
+            self.records += 1
+        records = self.records
+        while pos + 5 <= size:
+            end = pos + 5 + (data[pos + 3] << 8 | data[pos + 4])
+            if end > size:
+                self._need = end - size
+                break
+            records += 1
+            pos = end
+        else:
+            if pos < size:
+                self._head = data[pos:]
+        self.records = records
 
 
 def _verify_callback(conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int) -> bool:
@@ -253,15 +318,23 @@ def client_context(credentials: Credentials | None, trust: TrustAnchors) -> TlsC
 
 
 class TlsSession:
-    """One TLS connection without sockets: TLS records in and out, plaintext in and out."""
+    """One TLS connection without sockets: TLS records in and out, plaintext in and out.
+
+    An idle TLS 1.3 connection can be *hibernated* (:meth:`hibernate`): its record protection is handed over
+    from OpenSSL to :class:`fedgate.tls13.Tls13Records`, built from the application traffic secrets (OpenSSL's
+    keylog callback) and the number of records already protected each way (counted here from the record
+    headers), and OpenSSL's ``SSL`` object, some 40 kB after a handshake with a client certificate, is freed.
+    The session works on as before; only the peer's certificate chain is gone (its status stays).
+    """
 
     def __init__(self, context: TlsContext, *, server_side: bool, server_name: str | None = None) -> None:
         if server_side != context.server_side:
             raise ValueError("a server session needs a server context, a client session a client context")
         self._context = context
         self._server_side = server_side
-        self._conn = SSL.Connection(context._default, None)
+        self._conn: SSL.Connection | None = SSL.Connection(context._default, None)
         self._conn.set_app_data(self)
+        self._records: Tls13Records | None = None  # after hibernate()
         self.handshake_complete = False
         self.closed_by_peer = False
         self._closed = False
@@ -269,6 +342,16 @@ class TlsSession:
         self._renegotiation = False
         self._verify_called = False
         self._verify_error: tuple[int, int] | None = None
+        # For hibernate(): the TLS 1.3 application traffic secrets, and records counted since the handshake.
+        self._client_secret: bytes | None = None
+        self._server_secret: bytes | None = None
+        self._in_records: _RecordCounter | None = None
+        self._out_records: _RecordCounter | None = None
+        self._out_skip = 0  # handshake bytes at the head of the outgoing BIO, not to be counted
+        self._rekeyed = False  # a post-handshake message (KeyUpdate) changed OpenSSL's keys: never hibernate
+        self._version: str | None = None
+        self._cipher: str | None = None
+        self._peer_status: CertificateStatus | None = None
         # Server side: the SNI the client asked for. Client side: the name we asked for.
         self.server_name: str | None = None
         if server_side:
@@ -279,6 +362,11 @@ class TlsSession:
                 self.server_name = server_name
                 self._conn.set_tlsext_host_name(normalize_domain(server_name).encode("ascii"))
 
+    def _ssl(self) -> SSL.Connection:
+        if self._conn is None:  # (every caller checks _records first)
+            raise TlsError("the TLS session is hibernated")
+        return self._conn
+
     # -- callbacks -------------------------------------------------------------------------------------------
 
     def _record_verify(self, errno: int, depth: int, ok: bool) -> None:
@@ -286,9 +374,21 @@ class TlsSession:
         if not ok and self._verify_error is None:
             self._verify_error = (errno, depth)
 
+    def _record_secret(self, line: bytes) -> None:
+        try:
+            secret = bytes.fromhex(line.split(b" ")[2].decode("ascii"))
+        except (IndexError, ValueError):  # pragma: no cover - OpenSSL's format is fixed
+            return
+        if line.startswith(_CLIENT_SECRET):
+            self._client_secret = secret
+        else:
+            self._server_secret = secret
+
     def _info(self, conn: SSL.Connection, where: int, ret: int) -> None:
         if where & SSL.SSL_CB_WRITE_ALERT and ret & 0xFF == _ALERT_NO_RENEGOTIATION:
             self._renegotiation = True  # OpenSSL refused the peer's renegotiation (OP_NO_RENEGOTIATION)
+        elif where & SSL.SSL_CB_LOOP and b"key update" in conn.get_state_string():
+            self._rekeyed = True
 
     # -- driving ---------------------------------------------------------------------------------------------
 
@@ -304,14 +404,31 @@ class TlsSession:
         Drives the handshake; plaintext that arrives with the last handshake bytes is returned at once.
         """
         self._check_usable()
+        if self._records is not None:
+            try:
+                plain = self._records.receive_data(data)
+            except Tls13RecordError as e:
+                raise self._fail(str(e)) from e
+            self.closed_by_peer = self._records.closed_by_peer
+            return plain
+        conn = self._ssl()
         if data:
-            self._conn.bio_write(data)
-        if not self.handshake_complete and not self._handshake():
-            return b""
+            conn.bio_write(data)
+            if self._in_records is not None:
+                self._in_records.feed(data)
+        if not self.handshake_complete:
+            if not self._handshake():
+                return b""
+            if self._in_records is not None:  # what came after the peer's last handshake record
+                unread = _bio_pending(conn, "_into_ssl")
+                if 0 < unread <= len(data):
+                    self._in_records.feed(data[-unread:])
+                elif unread != 0:
+                    self._in_records = None  # cannot tell: this session will not hibernate
         chunks: list[bytes] = []
         while not self.closed_by_peer:
             try:
-                chunk = self._conn.recv(_READ_SIZE)
+                chunk = conn.recv(_READ_SIZE)
             except SSL.WantReadError:
                 break
             except SSL.ZeroReturnError:
@@ -327,8 +444,10 @@ class TlsSession:
         return b"".join(chunks)
 
     def _handshake(self) -> bool:
+        conn = self._ssl()
+        before = _bio_pending(conn)
         try:
-            self._conn.do_handshake()
+            conn.do_handshake()
         except SSL.WantReadError:
             return False
         except SSL.ZeroReturnError as e:
@@ -339,7 +458,15 @@ class TlsSession:
         self.handshake_complete = True
         # Only now: what it watches for comes after the handshake, and during one it would run some twenty
         # times (a Python call each).
-        self._conn.set_info_callback(self._info)
+        conn.set_info_callback(self._info)
+        self._version, self._cipher = conn.get_protocol_version_name(), conn.get_cipher_name()
+        if (self._version == "TLSv1.3" and self._cipher in SUPPORTED_SUITES and before >= 0
+                and self._client_secret is not None and self._server_secret is not None):
+            # Records under the application keys start: for a server, after what it wrote before this call
+            # (its Finished went out with its first flight; this call wrote only tickets); for a client, after
+            # this call's output (its Finished).
+            self._in_records, self._out_records = _RecordCounter(), _RecordCounter()
+            self._out_skip = before if self._server_side else _bio_pending(conn)
         return True
 
     def send(self, plaintext: bytes) -> None:
@@ -347,38 +474,90 @@ class TlsSession:
         self._check_usable()
         if not self.handshake_complete:
             raise TlsError("cannot send application data before the TLS handshake completes")
+        if self._records is not None:
+            try:
+                self._records.send(plaintext)
+            except Tls13RecordError as e:
+                raise self._fail(str(e)) from e
+            return
+        conn = self._ssl()
         if len(plaintext) <= _WRITE_CHUNK:  # the usual case: one stanza, one record
             try:
-                self._conn.sendall(plaintext)
+                conn.sendall(plaintext)
             except SSL.Error as e:
                 raise self._fail(_error_text(e)) from e
             return
         view = memoryview(plaintext)
         while view:
             try:
-                sent = self._conn.send(view[:_WRITE_CHUNK])
+                sent = conn.send(view[:_WRITE_CHUNK])
             except SSL.Error as e:
                 raise self._fail(_error_text(e)) from e
             view = view[sent:]
 
     def data_to_send(self) -> bytes:
         """TLS records to write to the peer (handshake, application data, alerts, close_notify)."""
-        pending = _bio_pending(self._conn)
+        if self._records is not None:
+            return self._records.data_to_send()
+        conn = self._ssl()
+        pending = _bio_pending(conn)
         if pending == 0:  # nothing to send: no exception raised and caught on every call
             return b""
         chunks: list[bytes] = []
         while True:
             try:
-                chunk = self._conn.bio_read(max(pending, _READ_SIZE))
+                chunk = conn.bio_read(max(pending, _READ_SIZE))
             except SSL.WantReadError:
                 break
             if not chunk:
                 break
             chunks.append(chunk)
-            pending = _bio_pending(self._conn)
+            pending = _bio_pending(conn)
             if pending == 0:
                 break
-        return b"".join(chunks)
+        out = b"".join(chunks)
+        if self._out_records is not None:
+            if self._out_skip:
+                skip = min(self._out_skip, len(out))
+                self._out_skip -= skip
+                self._out_records.feed(out[skip:])
+            else:
+                self._out_records.feed(out)
+        return out
+
+    def hibernate(self) -> bool:
+        """Free OpenSSL's state of an idle TLS 1.3 connection (see the class); True if the session is now
+        hibernated. Only at a quiet moment: no partial record either way, nothing unread or unsent, and no
+        KeyUpdate seen (the counted sequence numbers would be wrong). TLS 1.2 sessions stay as they are."""
+        if self._records is not None:
+            self._records.release()  # idle again: its cipher contexts go too
+            return True
+        conn = self._conn
+        if (conn is None or self._failed is not None or self._closed or self.closed_by_peer
+                or self._renegotiation or self._rekeyed or self._in_records is None or self._out_records is None
+                or self._client_secret is None or self._server_secret is None or self._cipher is None
+                or not self._in_records.at_boundary or not self._out_records.at_boundary or self._out_skip
+                or _bio_pending(conn) != 0 or _bio_pending(conn, "_into_ssl") != 0 or conn.pending() != 0):
+            return False
+        if self._peer_status is None:
+            self._peer_status = self.peer_certificate(keep_certificate=False)
+        read, write = ((self._client_secret, self._server_secret) if self._server_side
+                       else (self._server_secret, self._client_secret))
+        self._records = Tls13Records(self._cipher, read_secret=read, write_secret=write,
+                                     read_seq=self._in_records.records, write_seq=self._out_records.records)
+        self._records.release()
+        # Drop every reference to the connection (app data and the info callback point back at us), so that
+        # pyOpenSSL frees the SSL object now rather than at the next cycle collection.
+        conn.set_app_data(None)
+        conn.set_info_callback(lambda *args: None)
+        self._conn = None
+        self._in_records = self._out_records = None
+        self._client_secret = self._server_secret = None
+        return True
+
+    @property
+    def hibernated(self) -> bool:
+        return self._records is not None
 
     def close(self) -> None:
         """Send close_notify (into :meth:`data_to_send`). Idempotent; no answer from the peer is awaited."""
@@ -386,8 +565,11 @@ class TlsSession:
             self._closed = True
             return
         self._closed = True
+        if self._records is not None:
+            self._records.close()
+            return
         with contextlib.suppress(SSL.Error):  # nothing more to say to a peer we cannot talk to
-            self._conn.shutdown()
+            self._ssl().shutdown()
 
     def _check_usable(self) -> None:
         if self._failed is not None:
@@ -404,18 +586,21 @@ class TlsSession:
     @property
     def version(self) -> str | None:
         """"TLSv1.3", "TLSv1.2"; None before the handshake completes."""
-        return self._conn.get_protocol_version_name() if self.handshake_complete else None
+        return self._version if self.handshake_complete else None
 
     @property
     def cipher(self) -> str | None:
         """The OpenSSL name of the cipher suite, e.g. "TLS_AES_256_GCM_SHA384"; None before the handshake."""
-        return self._conn.get_cipher_name() if self.handshake_complete else None
+        return self._cipher if self.handshake_complete else None
 
     def peer_certificate(self, *, keep_certificate: bool = True) -> CertificateStatus:
         """The peer's certificate and whether its chain validated (meaningful once the handshake completes).
 
-        ``keep_certificate=False`` leaves the parsed certificate out of the status (its names stay)."""
-        peer = self._conn.get_peer_certificate()
+        ``keep_certificate=False`` leaves the parsed certificate out of the status (its names stay). A
+        hibernated session has only the status it had then, without the certificate."""
+        if self._conn is None and self._peer_status is not None:
+            return self._peer_status
+        peer = self._ssl().get_peer_certificate()
         if peer is None:
             return CertificateStatus(presented=False, chain_valid=False)
         der = crypto.dump_certificate(crypto.FILETYPE_ASN1, peer)
@@ -435,11 +620,13 @@ class TlsSession:
         )
 
     def peer_chain_der(self) -> list[bytes]:
-        """The certificates the peer sent, DER, its own first (as sent; not the verified path)."""
-        chain = self._conn.get_peer_cert_chain(as_cryptography=True) or []
+        """The certificates the peer sent, DER, its own first (as sent; not the verified path). Not kept by a
+        hibernated session (TlsError)."""
+        conn = self._ssl()
+        chain = conn.get_peer_cert_chain(as_cryptography=True) or []
         der = [c.public_bytes(Encoding.DER) for c in chain]
         if self._server_side:  # OpenSSL leaves the client's own certificate out of the server's list
-            leaf = self._conn.get_peer_certificate(as_cryptography=True)
+            leaf = conn.get_peer_certificate(as_cryptography=True)
             if leaf is not None:
                 der.insert(0, leaf.public_bytes(Encoding.DER))
         return der

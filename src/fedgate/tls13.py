@@ -114,11 +114,13 @@ class Tls13Records:
         "_outgoing",
         "_read_aead",
         "_read_iv",
+        "_read_key",
         "_read_secret",
         "_read_seq",
         "_suite",
         "_write_aead",
         "_write_iv",
+        "_write_key",
         "_write_secret",
         "_write_seq",
         "closed_by_peer",
@@ -145,10 +147,12 @@ class Tls13Records:
                 raise ValueError(f"{name} must be between 0 and 2**64, not {seq}")
         self._suite = suite
         self._read_secret = bytes(read_secret)
-        self._read_aead, self._read_iv = self._traffic_keys(self._read_secret)
+        self._read_aead: _Aead | None = None  # built from the key on first use; release() drops it again
+        self._read_key, self._read_iv = self._traffic_keys(self._read_secret)
         self._read_seq = read_seq
         self._write_secret = bytes(write_secret)
-        self._write_aead, self._write_iv = self._traffic_keys(self._write_secret)
+        self._write_aead: _Aead | None = None
+        self._write_key, self._write_iv = self._traffic_keys(self._write_secret)
         self._write_seq = write_seq
         self._incoming: bytearray | None = None  # a partial record
         self._handshake: bytes | None = None  # a partial handshake message
@@ -157,12 +161,18 @@ class Tls13Records:
         self._closed = False  # we sent close_notify
         self.closed_by_peer = False
 
-    def _traffic_keys(self, secret: bytes) -> tuple[_Aead, int]:
-        aead_class, hash_algorithm, key_length = self._suite
+    def _traffic_keys(self, secret: bytes) -> tuple[bytes, int]:
+        _, hash_algorithm, key_length = self._suite
         key = hkdf_expand_label(hash_algorithm, secret, b"key", key_length)
         iv = hkdf_expand_label(hash_algorithm, secret, b"iv", _IV_LENGTH)
         # The iv as an int: the per-record nonce is then a single XOR (5.3).
-        return aead_class(key), int.from_bytes(iv, "big")
+        return key, int.from_bytes(iv, "big")
+
+    def release(self) -> None:
+        """Free the AEAD objects while the connection is idle: each holds an initialised cipher context of some
+        2 kB inside ``cryptography``, four times what the rest of this object needs. The next record builds
+        them again from the keys (a few microseconds)."""
+        self._read_aead = self._write_aead = None
 
     def _next_secret(self, secret: bytes) -> bytes:
         hash_algorithm = self._suite[1]
@@ -183,7 +193,10 @@ class Tls13Records:
         inner = content + bytes((content_type,))  # no padding
         header = _HEADER_PREFIX + (len(inner) + _TAG_LENGTH).to_bytes(2, "big")
         nonce = (self._write_iv ^ seq).to_bytes(_IV_LENGTH, "big")
-        record = header + self._write_aead.encrypt(nonce, inner, header)
+        aead = self._write_aead
+        if aead is None:
+            aead = self._write_aead = self._suite[0](self._write_key)
+        record = header + aead.encrypt(nonce, inner, header)
         self._write_seq = seq + 1
         if self._outgoing is None:
             self._outgoing = [record]
@@ -204,7 +217,8 @@ class Tls13Records:
     def _send_key_update(self, request_peer_update: bool) -> None:
         self._protect(_HANDSHAKE, bytes((_KEY_UPDATE, 0, 0, 1, 1 if request_peer_update else 0)))
         self._write_secret = self._next_secret(self._write_secret)
-        self._write_aead, self._write_iv = self._traffic_keys(self._write_secret)
+        self._write_key, self._write_iv = self._traffic_keys(self._write_secret)
+        self._write_aead = None
         self._write_seq = 0
 
     def close(self) -> None:
@@ -291,7 +305,10 @@ class Tls13Records:
             raise _Fatal("internal_error", "read sequence number exhausted (2**64 records)")
         nonce = (self._read_iv ^ seq).to_bytes(_IV_LENGTH, "big")
         try:
-            inner = self._read_aead.decrypt(nonce, ciphertext, header)
+            aead = self._read_aead
+            if aead is None:
+                aead = self._read_aead = self._suite[0](self._read_key)
+            inner = aead.decrypt(nonce, ciphertext, header)
         except InvalidTag:
             raise _Fatal("bad_record_mac", "record authentication failed") from None
         self._read_seq = seq + 1
@@ -350,7 +367,8 @@ class Tls13Records:
                     # 5.1: a key change must fall on a record boundary.
                     raise _Fatal("unexpected_message", "data after a KeyUpdate in the same record")
                 self._read_secret = self._next_secret(self._read_secret)
-                self._read_aead, self._read_iv = self._traffic_keys(self._read_secret)
+                self._read_key, self._read_iv = self._traffic_keys(self._read_secret)
+                self._read_aead = None
                 self._read_seq = 0
                 # 4.6.3: answer before our next application data; after our close_notify nothing may follow.
                 if body[0] == 1 and not self._closed:
