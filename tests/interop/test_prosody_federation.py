@@ -15,6 +15,7 @@ import pytest
 from fedgate.certs import TestCA
 from fedgate.policy import Method, Settings
 from fedgate.s2s import Authenticated
+from fedgate.tls import TlsSession
 
 from ..net.components import EchoComponent
 from ..net.gateways import Node, make_node, settle
@@ -46,6 +47,12 @@ async def _gateway(directory: Path, ca: TestCA, method: Method) -> tuple[Node, E
     component = EchoComponent(GATEWAY_DOMAIN, "secret", GATEWAY_IP, 5347)
     await component.start()
     return node, component
+
+
+def _tls_sessions(node: Node) -> list[TlsSession]:
+    conns = [c for _, c in node.gateway._inbound_machines.values()]
+    conns += [link.conn for link in node.gateway.links.values() if link.conn is not None]
+    return [c.tls for c in conns if c.tls is not None]
 
 
 def _ours(node: Node, direction: str) -> set[Method]:
@@ -93,6 +100,16 @@ def test_message_and_reply_with_prosody(
                 tls = method is not Method.TCP_DIALBACK
                 assert (method, tls) in _theirs(prosody, "in"), prosody.tail()
                 assert (method, tls) in _theirs(prosody, "out"), prosody.tail()
+                # Idle, both of our TLS streams hand their records over from OpenSSL to fedgate.tls13; Prosody
+                # (LuaSec on the system's OpenSSL) must not notice: another round trip each way, a long one too.
+                await asyncio.sleep(0.5)
+                sessions = _tls_sessions(node)
+                assert len(sessions) == (2 if tls else 0) and all(t.hibernated for t in sessions)
+                for body in ("after hibernation", "long " + "y" * 30000):
+                    alice.send(f"bot@{GATEWAY_DOMAIN}", "ping " + body)
+                    assert str((await component.next_message(15))["body"]) == "ping " + body
+                    assert str((await alice.receive(15))["body"]) == "pong " + body  # the echo's reply
+                assert _tls_sessions(node) == sessions  # on the same streams
         finally:
             await component.stop()
             await settle([node.gateway])
