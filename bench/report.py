@@ -91,7 +91,6 @@ def table(results: dict[str, Any]) -> str:
         lines.append("")
         lines.append(f"Machine: {m.get('nproc')} cores ({m.get('cpu')}), Python {m.get('python')}, "
                      f"Prosody {m.get('prosody')}, {m.get('date')}, "
-                     f"Prosody {m.get('prosody')}, {m.get('date')}, "
                      f"fedgate on {m.get('fedgate_event_loop', 'asyncio')}.")
     return "\n".join(lines)
 
