@@ -86,6 +86,11 @@ def table(results: dict[str, Any]) -> str:
             "target CPU (f / p)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows(results)]
+    rounds = [f"{name} {scenario}: rounds " + ", ".join(f"{r:,.1f}" for r in result["rounds"]) + " (median above)"
+              for name, scenarios in results.get("targets", {}).items()
+              for scenario, result in scenarios.items() if len(result.get("rounds", [])) > 1]
+    if rounds:
+        lines += ["", *(f"- {r}" for r in rounds)]
     m = results.get("machine", {})
     if m:
         lines.append("")
