@@ -848,9 +848,8 @@ class Gateway:
         """XEP-0220: ask the authoritative server of ``ev.originating`` whether it generated the key."""
         valid, error = False, None
         try:
-            valid, error = await asyncio.wait_for(
-                self._verify_key(ev), self.settings.stream_establishment_timeout
-            )
+            async with asyncio.timeout(self.settings.stream_establishment_timeout):  # (no task, as wait_for)
+                valid, error = await self._verify_key(ev)
         except TimeoutError:
             error = "remote-server-timeout"
         except (OSError, TlsError, ResolutionError) as exc:
