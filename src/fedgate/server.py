@@ -333,13 +333,17 @@ class _Connection:
             # unread input makes the kernel send a reset, and the peer's kernel would discard our stream error.
             if self.writer.can_write_eof():
                 self.writer.write_eof()
-            async with asyncio.timeout(LINGER_SECONDS):
-                while await self.reader.read(_READ_SIZE):
-                    pass
+            if not self.reader.at_eof():  # (the usual end: the peer's FIN came with its </stream:stream>)
+                async with asyncio.timeout(LINGER_SECONDS):
+                    while await self.reader.read(_READ_SIZE):
+                        pass
         self.writer.close()
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(2):  # (not wait_for: that makes a task)
-                await self.writer.wait_closed()
+            if self.writer.transport.get_write_buffer_size() == 0:
+                await self.writer.wait_closed()  # nothing left to flush: the transport closes at once
+            else:
+                async with asyncio.timeout(2):  # a peer that does not read; (not wait_for: that makes a task)
+                    await self.writer.wait_closed()
 
 
 def _tls_contexts(config: GatewayConfig) -> tuple[TlsContext | None, dict[str, TlsContext]]:

@@ -439,6 +439,8 @@ class TlsSession:
             if not chunk:
                 break
             chunks.append(chunk)
+            if conn.pending() == 0 and _bio_pending(conn, "_into_ssl") == 0:
+                break  # all read: spares the WantReadError (an exception) another recv would raise
         if self._renegotiation:
             raise self._fail("the peer attempted TLS renegotiation")
         return b"".join(chunks)
