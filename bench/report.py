@@ -89,6 +89,16 @@ def table(results: dict[str, Any]) -> str:
     rounds = [f"{name} {scenario}: rounds " + ", ".join(f"{r:,.1f}" for r in result["rounds"]) + " (median above)"
               for name, scenarios in results.get("targets", {}).items()
               for scenario, result in scenarios.items() if len(result.get("rounds", [])) > 1]
+    targets = results.get("targets", {})
+    for scenario in sorted(targets.get("fedgate", {})):
+        ours = targets["fedgate"][scenario].get("rounds", [])
+        theirs = targets.get("prosody", {}).get(scenario, {}).get("rounds", [])
+        if len(ours) > 1 and len(ours) == len(theirs):  # round by round: the two ran one after the other
+            ratios = sorted(a / b for a, b in zip(ours, theirs, strict=True) if b)
+            if ratios:
+                rounds.append(f"fedgate/Prosody {scenario}, round by round: "
+                              + ", ".join(f"{a / b:.2f}" for a, b in zip(ours, theirs, strict=True) if b)
+                              + f" (median {ratios[(len(ratios) - 1) // 2]:.2f})")
     if rounds:
         lines += ["", *(f"- {r}" for r in rounds)]
     m = results.get("machine", {})
