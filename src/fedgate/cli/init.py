@@ -29,7 +29,8 @@ _HEADER = """\
 #   fedgate --db {database} partner new DOMAIN --tls required ...
 # Gateway settings (limits, time-outs, log_message_bodies) live there too: `fedgate --db ... gateway set`.
 # SIGHUP (systemctl reload) re-reads this file: certificates, keys, trust, domains, component secrets, [dns]
-# and logging apply at once; [listen], gateway.database and admin.token_file need a restart.
+# and logging apply at once; [listen], gateway.database, gateway.event_loop and admin.token_file need a
+# restart.
 """
 
 _GATEWAY = """
@@ -37,6 +38,7 @@ _GATEWAY = """
 database = "{database}"
 log_format = "text"                   # or "json": one JSON object per line
 log_level = "info"                    # debug, info, warning, error
+event_loop = "auto"                   # uvloop when installed (pip install 'fedgate[fast]'), else asyncio
 # Message bodies are never logged unless the gateway setting log_message_bodies is on (and then only at
 # log_level "debug"): `fedgate --db ... gateway set --log-message-bodies` (a database setting, not a key here).
 """
