@@ -502,3 +502,26 @@ def test_a_tampered_record_after_hibernation_is_a_tls_error(pki: Pki) -> None:
     assert alert  # the fatal alert, for the peer
     with pytest.raises(TlsError):
         c.receive_data(alert)
+
+
+def test_record_counter_counts_records_however_the_bytes_are_split() -> None:
+    import random
+
+    from fedgate.tls import _RecordCounter
+
+    rng = random.Random(8446)
+    for _ in range(200):
+        lengths = [rng.choice([0, 1, 17, 300, 16401]) for _ in range(rng.randint(1, 12))]
+        stream = b"".join(b"\x17\x03\x03" + n.to_bytes(2, "big") + bytes(n) for n in lengths)
+        cut = rng.randint(0, len(stream))  # the counter sees only a prefix: maybe mid-header or mid-body
+        counter, position = _RecordCounter(), 0
+        while position < cut:
+            step = rng.choice([1, 2, 3, 5, 7, 64, 4096, 20000])
+            counter.feed(stream[position:min(cut, position + step)])
+            position = min(cut, position + step)
+        ends, offset = [], 0
+        for n in lengths:
+            offset += 5 + n
+            ends.append(offset)
+        assert counter.records == sum(1 for end in ends if end <= cut)
+        assert counter.at_boundary == (cut == 0 or cut in ends)

@@ -746,6 +746,7 @@ class Gateway:
             async with asyncio.timeout(self.settings.stream_establishment_timeout):
                 while not (machine.closed or machine.closing or machine.authenticated):
                     if not self._inbound_read(machine, conn, record, await conn.read(None)):
+                        conn.write(machine.data_to_send())
                         return
         except TimeoutError:
             events = machine.close("connection-timeout")
