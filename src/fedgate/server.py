@@ -739,7 +739,6 @@ class Gateway:
         authenticated on, or (once we closed an authenticated one, RFC 6120 4.4) the peer's answering close
         or CLOSE_WAIT_SECONDS, routing what arrives meanwhile. Establishment and inactivity time-outs end the
         stream with connection-timeout."""
-        deadline = time.monotonic() + self.settings.stream_establishment_timeout
         # Until the peer authenticates (or the stream closes), one timer covers every read: a handshake takes
         # half a dozen reads, and a timer for each was a measurable part of an authentication's cost.
         try:
@@ -757,12 +756,10 @@ class Gateway:
             if machine.closing:
                 close_by = close_by or time.monotonic() + CLOSE_WAIT_SECONDS
                 timeout: float = max(0.0, close_by - time.monotonic())
-            elif machine.authenticated:
+            else:  # authenticated: the loop above ran until then, or until the stream closed or was closing
                 timeout = self.settings.stream_inactivity_timeout
-            else:  # (not reached: the loop above ran until one of these)
-                timeout = max(0.0, deadline - time.monotonic())
             try:
-                idle = machine.hibernate if machine.authenticated and not machine.closing else None
+                idle = machine.hibernate if not machine.closing else None
                 data = await conn.read(timeout, idle)
             except TimeoutError:
                 if machine.closing:
