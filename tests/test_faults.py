@@ -22,8 +22,8 @@ from typing import Any
 import dns.exception
 import pytest
 
-from fedgate import server
 from fedgate.certs import TestCA
+from fedgate.connection import Connection
 from fedgate.policy import Settings
 from fedgate.resolver import Resolver
 from fedgate.s2s import Authenticated
@@ -286,7 +286,7 @@ class Burst:
         self.written: list[int] = []  # handed to the open transport, in order
         self.end_offsets: dict[int, int] = {}  # stanza -> byte offset of its end in what the gateway wrote
         self.out_bytes = 0
-        self.dropped: list[int] = []  # handed to _Connection.write after the transport had closed
+        self.dropped: list[int] = []  # handed to Connection.write after the transport had closed
         self.dropped_at: list[float] = []
         self.died_at = 0.0
         self.partner_read = 0  # bytes the partner had read from its socket when it died
@@ -299,15 +299,16 @@ class Burst:
 def _burst(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Burst:
     """a.test's component sends m0 (the stream is up when the partner has it), then m1..m{BURST} in one go;
     d.test reads BURST_DIE_AFTER of them and resets the connection, and its server is gone (a reconnection is
-    refused). The gateway's writes to d.test's socket are observed by wrapping ``_Connection.write``."""
+    refused). The gateway's writes to d.test's socket are observed by wrapping ``Connection.write``."""
     out = Burst()
-    real_write = server._Connection.write
+    real_write = Connection.write
 
-    def write(self: server._Connection, plaintext: bytes) -> None:
-        peer = self.writer.get_extra_info("peername")
+    def write(self: Connection, plaintext: bytes) -> None:
+        assert self.transport is not None
+        peer = self.transport.get_extra_info("peername")
         if peer and peer[0] == D_IP and plaintext:
             ids = [int(m.group(1)) for m in _ID.finditer(plaintext)]
-            if self.writer.is_closing():
+            if self.is_closing():
                 out.dropped += ids
                 out.dropped_at.append(time.monotonic())
             else:
@@ -318,7 +319,7 @@ def _burst(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Burst:
                 out.out_bytes += len(plaintext)
         real_write(self, plaintext)
 
-    monkeypatch.setattr(server._Connection, "write", write)
+    monkeypatch.setattr(Connection, "write", write)
 
     async def partner(peer: RawPeer) -> None:
         attrs = await peer.expect_header()
@@ -411,7 +412,7 @@ def test_partner_dies_during_a_burst_every_stanza_not_written_is_bounced(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same burst: every stanza the gateway had not written to the connection when it failed comes back,
     and none is handed to the dead socket. Until dc69227 (server.py) the stanzas routed between the transport's
-    connection_lost and the end of the stream went into the machine and were dropped by _Connection.write in
+    connection_lost and the end of the stream went into the machine and were dropped by Connection.write in
     silence: ~8,120 of 20,001, then ~2,730 after 2844416; now none."""
     out = _burst(tmp_path, monkeypatch)
     never_written = set(range(BURST + 1)) - set(out.written)

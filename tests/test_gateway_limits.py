@@ -477,7 +477,8 @@ def test_stanzas_routed_after_the_transport_closed_are_not_dropped(tmp_path: Pat
             b.events.clear()
             link = a.gateway.links[("a.test", "b.test")]
             assert link.conn is not None
-            link.conn.writer.transport.abort()
+            assert link.conn.transport is not None
+            link.conn.transport.abort()
             for i in range(3):
                 a.gateway.send_to_partner("a.test", "b.test", Element(
                     "{jabber:server}presence", {"from": "x@a.test", "to": "y@b.test", "id": f"after-{i}"}))

@@ -67,7 +67,7 @@ def test_receiving_gateway_dies_mid_burst_nothing_is_lost(
             if handed_out == KILL_AFTER + 1:  # (the ping came first)
                 for machine, conn in b.gateway._inbound_machines.values():
                     if machine.remote_domain == A and machine.authenticated:
-                        conn.writer.transport.abort()  # a reset: no </stream:stream>, no last <a/>
+                        conn.transport.abort()  # a reset: no </stream:stream>, no last <a/>
                 killed.set()
 
         b.gateway.listeners.append(kill)

@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 from xml.etree.ElementTree import Element
 
 from . import component as component_proto
+from .connection import Connection, open_connection
 from .errors import STANZA_ERROR_TYPES, StreamError
 from .explain import exclusion_text, failure_reason
 from .i18n import t
@@ -55,12 +56,10 @@ from .s2s import (
 )
 from .s2s.base import StreamMachine, domain_of
 from .stanza import describe, error_condition, error_reply
-from .tls import Credentials, TlsContext, TlsError, TlsSession, TrustAnchors, client_context, server_context
+from .tls import Credentials, TlsContext, TlsError, TrustAnchors, client_context, server_context
 
 log = logging.getLogger("fedgate")
 
-_READ_SIZE = 65536
-LINGER_SECONDS = 1.0
 # A stream we closed (RFC 6120 4.4) is still read, and what arrives routed, until the peer's </stream:stream> or
 # this long; then the connection is let go.
 CLOSE_WAIT_SECONDS = 2.5
@@ -71,13 +70,6 @@ SHUTDOWN_DRAIN_SECONDS = 3.0
 SHUTDOWN_STAGE_SECONDS = 1.0
 # How long a dialback verification stream stays open with nothing to ask.
 VERIFY_IDLE_SECONDS = 30.0
-# An authenticated stream that has received nothing for this long frees its XML parser's state (about 13 kB)
-# until the next bytes arrive, and a TLS 1.3 one hands its records over from OpenSSL to fedgate.tls13 (some
-# 40 kB freed; TlsSession.hibernate). Waking the parser costs about 4 microseconds and a hibernated TLS session
-# protects a record in about 5, so the delay can be short: streams set up in a burst otherwise all hold their
-# parser and SSL object at once, and the memory they then free stays fragmented. bench/, 1,000 idle TLS
-# streams: 22.6 kB each with 0.25 s, 15.4 kB with 0.05 s (relay throughput unchanged).
-HIBERNATE_AFTER_SECONDS = 0.05
 MAX_QUEUE = 10000
 
 
@@ -250,102 +242,6 @@ class PolicySnapshot:
         return PartnerInfo(p.domain, p.partner_type.value, p.additional_domains)
 
 
-class _Connection:
-    """A socket with an optional TLS session over memory BIOs; plaintext in and out."""
-
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stats: GatewayStats | None = None
-    ) -> None:
-        self.stats = stats if stats is not None else GatewayStats()
-        self.reader = reader
-        self.writer = writer
-        self.tls: TlsSession | None = None
-        self.tls_just_completed = False
-
-    def write(self, plaintext: bytes) -> None:
-        if not plaintext or self.writer.is_closing():
-            return
-        if self.tls is not None and self.tls.handshake_complete:
-            self.tls.send(plaintext)
-            self._write_wire(self.tls.data_to_send())
-        else:
-            self._write_wire(plaintext)
-
-    def _write_wire(self, data: bytes) -> None:
-        """Bytes as they go on the socket (TLS records once TLS is on): what ``bytes_out`` counts, like
-        ``bytes_in``."""
-        if data:
-            self.stats.bytes_out += len(data)
-            self.writer.write(data)
-
-    def begin_tls(self, context: TlsContext, *, server_side: bool, server_name: str | None) -> None:
-        self.tls = TlsSession(context, server_side=server_side, server_name=server_name)
-        if not server_side:
-            self.tls.start()
-            self._write_wire(self.tls.data_to_send())
-
-    async def read(self, timeout: float | None, on_idle: Callable[[], object] | None = None) -> bytes | None:
-        """Plaintext from the peer; ``None`` at end of stream. Handshake records are answered here.
-
-        ``on_idle`` is called once if nothing arrives for :data:`HIBERNATE_AFTER_SECONDS` (within ``timeout``);
-        the same timer serves both, so a busy stream pays nothing for it."""
-        while True:
-            idle_first = on_idle is not None and (timeout is None or timeout > HIBERNATE_AFTER_SECONDS)
-            try:
-                async with asyncio.timeout(HIBERNATE_AFTER_SECONDS if idle_first else timeout):
-                    raw = await self.reader.read(_READ_SIZE)  # (no task per read, as wait_for makes)
-            except TimeoutError:
-                if not idle_first or on_idle is None:
-                    raise
-                on_idle()
-                on_idle = None
-                if self.tls is not None:
-                    self.tls.hibernate()  # (TLS 1.3: hands record protection over from OpenSSL; see tls.py)
-                timeout = None if timeout is None else timeout - HIBERNATE_AFTER_SECONDS
-                continue
-            if not raw:
-                return None
-            self.stats.bytes_in += len(raw)
-            if self.tls is None:
-                return raw
-            was_complete = self.tls.handshake_complete
-            try:
-                plain = self.tls.receive_data(raw)
-            finally:
-                self._write_wire(self.tls.data_to_send())
-            if not was_complete and self.tls.handshake_complete:
-                self.tls_just_completed = True
-                return plain
-            if plain or self.tls.closed_by_peer:
-                return plain if plain else None
-
-    def tls_info(self) -> TlsInfo:
-        assert self.tls is not None
-        return TlsInfo(self.tls.version, self.tls.cipher, self.tls.peer_certificate(keep_certificate=False))
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            if self.tls is not None and self.tls.handshake_complete:
-                self.tls.close()
-                self._write_wire(self.tls.data_to_send())
-            await self.writer.drain()
-            # FIN after </stream:stream>, then read what the peer still sends until its FIN: closing with
-            # unread input makes the kernel send a reset, and the peer's kernel would discard our stream error.
-            if self.writer.can_write_eof():
-                self.writer.write_eof()
-            if not self.reader.at_eof():  # (the usual end: the peer's FIN came with its </stream:stream>)
-                async with asyncio.timeout(LINGER_SECONDS):
-                    while await self.reader.read(_READ_SIZE):
-                        pass
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            if self.writer.transport.get_write_buffer_size() == 0:
-                await self.writer.wait_closed()  # nothing left to flush: the transport closes at once
-            else:
-                async with asyncio.timeout(2):  # a peer that does not read; (not wait_for: that makes a task)
-                    await self.writer.wait_closed()
-
-
 def _tls_contexts(config: GatewayConfig) -> tuple[TlsContext | None, dict[str, TlsContext]]:
     """The server context (every domain with a certificate, picked by SNI) and a client context per domain."""
     creds = {d.domain: d.credentials for d in config.domains.values() if d.credentials is not None}
@@ -369,7 +265,7 @@ class _VerifyLink:
 
     def __init__(self, machine: OutboundStream) -> None:
         self.machine = machine
-        self.conn: _Connection | None = None
+        self.conn: Connection | None = None
         self.waiters: dict[str, asyncio.Future[tuple[bool, str | None]]] = {}
         self.closed = False
 
@@ -388,7 +284,7 @@ class _OutboundLink:
         self.unacknowledged: dict[int, Element] = {}
         self.resent: dict[int, Element] = {}
         self.machine: OutboundStream | None = None
-        self.conn: _Connection | None = None
+        self.conn: Connection | None = None
         self.record: StreamRecord | None = None
         self.task: asyncio.Task[None] | None = None
         self.ready = False
@@ -409,7 +305,7 @@ class _OutboundLink:
             and self.conn is not None
             and not self.machine.closed
             and not self.machine.closing
-            and not self.conn.writer.is_closing()
+            and not self.conn.is_closing()
         ):
             self.machine.send_stanza(stanza)
             self.last_activity = self.last_write = time.monotonic()
@@ -440,7 +336,7 @@ class Gateway:
         self.source = source
         self.policy = PolicySnapshot(source)
         self.authorizations = StoredAuthorizationBook(source)
-        self.components: dict[str, tuple[component_proto.ComponentStream, _Connection]] = {}
+        self.components: dict[str, tuple[component_proto.ComponentStream, Connection]] = {}
         self.router = Router(
             local_domains=lambda: self.config.domains.keys(),
             connected_components=lambda: self.components.keys(),
@@ -454,10 +350,11 @@ class Gateway:
         self._ids = itertools.count(1)
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._inbound_machines: dict[int, tuple[InboundStream, _Connection]] = {}
+        self._connection_tasks: set[asyncio.Task[None]] = set()
+        self._inbound_machines: dict[int, tuple[InboundStream, Connection]] = {}
         # stop(): components we closed, until their streams end; once the outbound links are being closed, no
         # new one is opened.
-        self._closing_components: list[tuple[component_proto.ComponentStream, _Connection]] = []
+        self._closing_components: list[tuple[component_proto.ComponentStream, Connection]] = []
         self._no_new_links = False
         self.stats = GatewayStats()
         self._server_tls, self._client_tls = _tls_contexts(config)
@@ -503,9 +400,9 @@ class Gateway:
             if link.record is record and link.machine is not None and link.conn is not None:
                 _end_stream(link.machine, link.conn, condition, text)
 
-    def _s2s_streams(self) -> list[tuple[StreamMachine, _Connection]]:
+    def _s2s_streams(self) -> list[tuple[StreamMachine, Connection]]:
         """Every open S2S stream with its connection: outbound links, inbound streams, verification streams."""
-        out: list[tuple[StreamMachine, _Connection]] = [
+        out: list[tuple[StreamMachine, Connection]] = [
             (link.machine, link.conn) for link in self.links.values() if link.machine and link.conn
         ]
         out += self._inbound_machines.values()
@@ -534,11 +431,14 @@ class Gateway:
 
     # -- life cycle --------------------------------------------------------------------------------------------
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
         for host, port in self.config.s2s_listen:
-            self._servers.append(await asyncio.start_server(self._accept_s2s, host, port, reuse_address=True))
+            self._servers.append(await loop.create_server(
+                lambda: Connection(self.stats, self._serve_s2s), host, port, reuse_address=True))
         if self.config.component_listen is not None:
             host, port = self.config.component_listen
-            self._servers.append(await asyncio.start_server(self._accept_component, host, port, reuse_address=True))
+            self._servers.append(await loop.create_server(
+                lambda: Connection(self.stats, self._serve_component), host, port, reuse_address=True))
 
     def bound_ports(self) -> list[tuple[str, int]]:
         out = []
@@ -586,7 +486,7 @@ class Gateway:
                 link.task.cancel()  # (still negotiating: what it holds is bounced as it ends)
         await _until(lambda: not self.links and not self._verify_links, SHUTDOWN_STAGE_SECONDS)
         for _, conn in [*self._s2s_streams(), *self._closing_components]:
-            conn.writer.close()
+            conn.close_transport()
         self._closing_components.clear()
         for task in list(self._tasks):
             task.cancel()
@@ -596,6 +496,18 @@ class Gateway:
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 2)
+
+    def _serve_s2s(self, conn: Connection) -> None:
+        self._hold(asyncio.ensure_future(self._accept_s2s(conn)))
+
+    def _serve_component(self, conn: Connection) -> None:
+        self._hold(asyncio.ensure_future(self._accept_component(conn)))
+
+    def _hold(self, task: asyncio.Task[None]) -> None:
+        """A connection's driver, held until it ends (the loop keeps only weak references to tasks). Unlike
+        those of _spawn, stop() lets them finish: each ends with its stream."""
+        self._connection_tasks.add(task)
+        task.add_done_callback(self._connection_tasks.discard)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
@@ -708,8 +620,7 @@ class Gateway:
             + len(self._verify_links)
         )
 
-    async def _accept_s2s(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _Connection(reader, writer, self.stats)
+    async def _accept_s2s(self, conn: Connection) -> None:
         machine = InboundStream(self._context())
         record = self._new_record("in", None, None)
         key = record.id
@@ -734,7 +645,7 @@ class Gateway:
                     del self._inbound_per_partner[record.remote_domain]
             await conn.close()
 
-    async def _drive_inbound(self, machine: InboundStream, conn: _Connection, record: StreamRecord) -> None:
+    async def _drive_inbound(self, machine: InboundStream, conn: Connection, record: StreamRecord) -> None:
         """Run one incoming stream until it is over: the peer's close or stream error, ours on a stream nobody
         authenticated on, or (once we closed an authenticated one, RFC 6120 4.4) the peer's answering close
         or CLOSE_WAIT_SECONDS, routing what arrives meanwhile. Establishment and inactivity time-outs end the
@@ -774,7 +685,7 @@ class Gateway:
                 break
         conn.write(machine.data_to_send())
 
-    def _inbound_read(self, machine: InboundStream, conn: _Connection, record: StreamRecord,
+    def _inbound_read(self, machine: InboundStream, conn: Connection, record: StreamRecord,
                       data: bytes | None) -> bool:
         """What one read brought (``None``: the TCP connection ended); False when the stream is over."""
         if conn.tls_just_completed:
@@ -796,7 +707,7 @@ class Gateway:
         return True
 
     def _inbound_events(
-        self, machine: InboundStream, conn: _Connection, record: StreamRecord, events: Iterable[S2SEvent]
+        self, machine: InboundStream, conn: Connection, record: StreamRecord, events: Iterable[S2SEvent]
     ) -> None:
         for ev in events:
             self._emit("in", ev)
@@ -836,7 +747,7 @@ class Gateway:
                 log.warning("%s", t("s2s.refused", None, partner=machine.remote_domain or record.remote_domain
                                     or "?", condition=ev.condition, text=ev.text or "-"))
 
-    def _check_partner_limit(self, machine: InboundStream, conn: _Connection, record: StreamRecord) -> None:
+    def _check_partner_limit(self, machine: InboundStream, conn: Connection, record: StreamRecord) -> None:
         remote = machine.remote_domain
         partner = self.policy.partner(remote) if remote else None
         limit = (partner.connection_limit if partner else None) or self.settings.partner_connection_limit
@@ -845,7 +756,7 @@ class Gateway:
             conn.write(machine.data_to_send())
 
     async def _connect_back(
-        self, machine: InboundStream, conn: _Connection, record: StreamRecord, ev: DialbackVerifyRequested
+        self, machine: InboundStream, conn: Connection, record: StreamRecord, ev: DialbackVerifyRequested
     ) -> None:
         """XEP-0220: ask the authoritative server of ``ev.originating`` whether it generated the key."""
         valid, error = False, None
@@ -926,7 +837,7 @@ class Gateway:
                     waiter.set_result((False, unanswered))
 
     # -- outbound S2S ------------------------------------------------------------------------------------------
-    async def _open_connection(self, remote_domain: str) -> _Connection:
+    async def _open_connection(self, remote_domain: str) -> Connection:
         partner = self.policy.partner(remote_domain)
         targets: list[Target] = await self.config.resolver.targets(
             remote_domain, proxy_fqdn=partner.proxy_fqdn if partner else None
@@ -935,10 +846,9 @@ class Gateway:
         for target in targets:
             try:
                 local_addr = (self.config.source_address, 0) if self.config.source_address else None
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(target.host, target.port, local_addr=local_addr), 10
-                )
-                return _Connection(reader, writer, self.stats)
+                async with asyncio.timeout(10):
+                    return await open_connection(target.host, target.port, local_addr=local_addr,
+                                                 stats=self.stats)
             except (OSError, TimeoutError) as exc:
                 last = exc
         raise OSError(f"could not connect to any address of {remote_domain}: {last}")
@@ -982,7 +892,7 @@ class Gateway:
                 self._outbound_failed(link.local_domain, link.remote_domain, "connection_limit")
                 raise _LinkFailed("resource-constraint", "the gateway's connection limit is reached")
             link.counted = True
-            conn: _Connection | None = None
+            conn: Connection | None = None
             try:
                 async with asyncio.timeout(limit):
                     conn = await self._open_connection(link.remote_domain)
@@ -1044,7 +954,7 @@ class Gateway:
     async def _drive_outbound(
         self,
         machine: OutboundStream,
-        conn: _Connection,
+        conn: Connection,
         link: _OutboundLink | None,
         on_event: Callable[[S2SEvent], None] | None,
         deadline: float,
@@ -1105,13 +1015,13 @@ class Gateway:
             events = machine.receive_data(data)
             _write_out(machine, conn, link)
             self._outbound_events(machine, conn, link, on_event, events)
-            await conn.writer.drain()
+            await conn.drain()
         _write_out(machine, conn, link)
 
     async def _outbound_timer(
         self,
         machine: OutboundStream,
-        conn: _Connection,
+        conn: Connection,
         link: _OutboundLink | None,
         on_event: Callable[[S2SEvent], None] | None,
         keepalive_on: bool,
@@ -1129,7 +1039,7 @@ class Gateway:
             if keepalive_on and now >= link.last_write + self.settings.keepalive_interval:
                 conn.write(b" ")  # RFC 6120 4.6.1 whitespace keep-alive; not activity
                 link.last_write = now
-                await conn.writer.drain()
+                await conn.drain()
             return False
         if machine.verify_ready:
             machine.close()  # an idle verification stream: let it go (with an unanswered key: give up on it)
@@ -1146,7 +1056,7 @@ class Gateway:
     def _outbound_events(
         self,
         machine: OutboundStream,
-        conn: _Connection,
+        conn: Connection,
         link: _OutboundLink | None,
         on_event: Callable[[S2SEvent], None] | None,
         events: Iterable[S2SEvent],
@@ -1190,8 +1100,7 @@ class Gateway:
                             reasons=_failure_text(ev)))
 
     # -- components --------------------------------------------------------------------------------------------
-    async def _accept_component(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _Connection(reader, writer, self.stats)
+    async def _accept_component(self, conn: Connection) -> None:
         secrets = {d.domain: d.component_secret for d in self.config.domains.values() if d.component_secret}
         machine = component_proto.ComponentStream(secrets)
         domain: str | None = None
@@ -1247,12 +1156,12 @@ _OUTSIDE_NEGOTIATION = frozenset(
 )
 
 
-def _write_out(machine: OutboundStream, conn: _Connection, link: _OutboundLink | None) -> None:
+def _write_out(machine: OutboundStream, conn: Connection, link: _OutboundLink | None) -> None:
     """Hand what ``machine`` has to the transport. When the transport is already gone, the stanzas in it were
     never written: they go back to the front of the link's queue, which its end retries or bounces (rather
     than into a closed socket that drops them in silence). So do, first, those written and never acknowledged
     (XEP-0198), which the link's end sends once more."""
-    if link is not None and conn.writer.is_closing():
+    if link is not None and conn.is_closing():
         link.unacknowledged.update((id(stanza), stanza) for stanza in machine.to_resend)
         link.queue[:0] = machine.withdraw_unsent()
     else:
@@ -1294,7 +1203,7 @@ class _LinkFailed(Exception):
         self.text = text
 
 
-def _end_stream(machine: StreamMachine, conn: _Connection, condition: str | None, text: str) -> None:
+def _end_stream(machine: StreamMachine, conn: Connection, condition: str | None, text: str) -> None:
     """Close one stream from our side, from outside its driver: the stream error if any and
     ``</stream:stream>``. A stream nobody authenticated on is over: the socket goes at once (its driver then
     ends). Otherwise the driver goes on reading until the peer's close (RFC 6120 4.4); the socket goes after
@@ -1304,9 +1213,9 @@ def _end_stream(machine: StreamMachine, conn: _Connection, condition: str | None
     machine.close(condition, text)
     conn.write(machine.data_to_send())
     if machine.closed:
-        conn.writer.close()
+        conn.close_transport()
     else:
-        asyncio.get_running_loop().call_later(CLOSE_WAIT_SECONDS, conn.writer.close)
+        asyncio.get_running_loop().call_later(CLOSE_WAIT_SECONDS, conn.close_transport)
 
 
 async def _until(done: Callable[[], bool], seconds: float) -> None:
