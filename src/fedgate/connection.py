@@ -53,9 +53,8 @@ class Connection(asyncio.Protocol):
     sends it, :meth:`close` ends the connection politely. Built by the loop's protocol factory;
     ``on_connected`` (accepted connections) starts the driver."""
 
-    __slots__ = ("stats", "transport", "tls", "tls_just_completed", "_on_connected", "_chunks", "_buffered",
-                 "_eof", "_lost", "_exception", "_reading_paused", "_waiter", "_writing_paused", "_drain_waiter",
-                 "_closed")
+    __slots__ = ("_buffered", "_chunks", "_closed", "_drain_waiter", "_eof", "_exception", "_lost", "_on_connected",
+                 "_reading_paused", "_waiter", "_writing_paused", "stats", "tls", "tls_just_completed", "transport")
 
     def __init__(self, stats: ByteCounters | None = None,
                  on_connected: Callable[[Connection], object] | None = None) -> None:
