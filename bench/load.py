@@ -27,6 +27,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from OpenSSL import SSL
+
 from .wire import METHODS, Component, Identity, Initiator, PeerServer, WireError, authenticate, percentile
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -97,12 +99,12 @@ def _identity(args: argparse.Namespace) -> Identity:
     return Identity(args.domain, args.ip, Path(args.chain), Path(args.key), Path(args.cafile))
 
 
-def _context(me: Identity, method: str) -> ssl.SSLContext | None:
+def _context(me: Identity, method: str) -> SSL.Context | None:
     if method == "tcp_dialback":
         return None
     # Dialback over TLS is what a peer without a usable certificate does: it presents none, so neither target
     # can skip the connect-back on the strength of a certificate.
-    return me.client_context(with_certificate=method == "sasl_tls")
+    return me.initiator_context(with_certificate=method == "sasl_tls")
 
 
 async def _peer(args: argparse.Namespace) -> PeerServer:
@@ -138,7 +140,7 @@ async def run_auth(args: argparse.Namespace) -> dict[str, Any]:
                 await connect(False)
                 if not warm:
                     done += 1
-            except (WireError, OSError, TimeoutError, ssl.SSLError) as exc:
+            except (WireError, OSError, TimeoutError, ssl.SSLError, SSL.Error) as exc:
                 errors[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
 
     try:
