@@ -503,6 +503,19 @@ def test_an_unusable_database_is_one_line_naming_db_and_left_as_it_is(
     assert sorted((p.name, p.read_bytes()) for p in tmp_path.iterdir() if p.is_file()) == before
 
 
+@pytest.mark.parametrize("lang", ["en", "zh-TW", "ja"])
+def test_sqlites_in_memory_name_is_refused_and_makes_no_file(
+    tmp_path: Path, lang: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once, this opened an in-memory database that never switched to WAL, and spun at 100 % CPU for ever,
+    after creating a file named ":memory:"."""
+    monkeypatch.chdir(tmp_path)
+    line = assert_one_line_error(run("--db", ":memory:", "--lang", lang, "partner", "get"), 2, "--db", ":memory:")
+    assert line == t("cli.line.error", lang, message=t("cli.error.db", lang, path=":memory:",
+                                                         problem=t("db.problem.in_memory", lang)))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_database_path_nothing_can_be_made_in(tmp_path: Path) -> None:
     assert_one_line_error(run("--db", "/proc/nope/x.db", "partner", "get"), 2, "--db", "/proc/nope/x.db", "folder")
     assert_one_line_error(run("--db", "/proc/x.db", "partner", "get"), 2, "--db", "/proc/x.db", "cannot be opened")

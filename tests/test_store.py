@@ -272,6 +272,46 @@ def test_a_file_that_is_not_a_fedgate_database_is_refused_untouched(tmp_path: Pa
     assert info.value.problem == "no_directory"
 
 
+class _NoWal:
+    """An SQLite connection on a file system where WAL cannot be used: SQLite keeps the old journal mode
+    without an error."""
+
+    def __init__(self, real: sqlite3.Connection) -> None:
+        self._real = real
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if "journal_mode" in sql:
+            return self._real.execute("SELECT 'delete'")
+        return self._real.execute(sql, *args)
+
+    def close(self) -> None:
+        self._real.close()
+
+
+def test_a_file_system_without_wal_is_refused_after_the_busy_deadline(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fedgate.store import sqlite as store_sqlite
+
+    real_connect = sqlite3.connect
+    monkeypatch.setattr(store_sqlite, "BUSY_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(store_sqlite.sqlite3, "connect", lambda *a, **k: _NoWal(real_connect(*a, **k)))
+    with pytest.raises(DatabaseUnusable) as info:
+        SqliteStore(db)
+    assert (info.value.path, info.value.problem) == (str(db), "no_wal")
+
+
+def test_the_in_memory_name_is_refused_before_anything_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in (":memory:", ""):
+        with pytest.raises(DatabaseUnusable) as info:
+            SqliteStore(name)
+        assert (info.value.path, info.value.problem) == (name, "in_memory")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_file_damaged_after_opening_is_reported_not_raised_raw(db: Path) -> None:
     with SqliteStore(db) as s:
         s.add_partner(Partner("a.example"))

@@ -156,6 +156,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh-TW": "無法讀取或寫入（磁碟錯誤，或磁碟已滿）",
         "ja": "読み書きできませんでした（ディスクのエラーか、ディスクの空き不足です）",
     },
+    "db.problem.in_memory": {
+        "en": "is SQLite's name for a database in memory, which the gateway and the CLI could not share",
+        "zh-TW": "是 SQLite 用來表示記憶體內資料庫的名稱，閘道與命令列工具無法共用這種資料庫",
+        "ja": "SQLite でメモリー上のデータベースを表す名前で、ゲートウェイと CLI が共有できません",
+    },
+    "db.problem.no_wal": {
+        "en": "cannot be used: this file system cannot keep SQLite's write-ahead log (WAL)",
+        "zh-TW": "無法使用：這個檔案系統無法存放 SQLite 的預寫式日誌（WAL）",
+        "ja": "使えません（このファイルシステムでは SQLite の先行書き込みログ（WAL）を扱えません）",
+    },
     "cli.allowed.see_help": {
         "en": "see --help",
         "zh-TW": "請看 --help",

@@ -61,7 +61,8 @@ class DatabaseUnusable(StoreError):
     """The database at ``path`` cannot be used; it is left as it is. ``problem`` is a stable code (message key
     ``db.problem.<problem>``): ``not_a_database`` (damaged, or another kind of file), ``foreign`` (another
     program's database), ``no_directory``, ``no_permission``, ``read_only``, ``busy``, ``cannot_open``,
-    ``io_error``."""
+    ``io_error``, ``in_memory`` (SQLite's name for a database kept in memory), ``no_wal`` (the file system cannot
+    keep SQLite's write-ahead log)."""
 
     field = "db"
 

@@ -77,6 +77,10 @@ _PARTNER_COLUMNS = (
 )
 
 
+# Names SQLite takes for a private, temporary database rather than a file ("" is one on disk, deleted at close).
+_NOT_FILES = frozenset({":memory:", ""})
+
+
 def _create_private(path: Path) -> None:
     """Create ``path`` empty with mode 0600 unless it exists (an empty file is an empty SQLite database)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -157,6 +161,8 @@ class SqliteStore:
     @_database_errors
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        if os.fspath(path) in _NOT_FILES:  # (checked before anything is created: no file named ":memory:")
+            raise DatabaseUnusable(os.fspath(path), "in_memory")
         with _private_umask():
             _create_private(self.path)
             self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
@@ -177,13 +183,18 @@ class SqliteStore:
             raise DatabaseUnusable(str(self.path), "foreign")
         deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
         while db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            # Switching to WAL needs the file to itself; only the very first opening ever does it.
+            # Switching to WAL needs the file to itself; only the very first opening ever does it. SQLite says
+            # busy, or keeps the old mode without a word: then try again, until the deadline (a file system
+            # without the shared memory WAL needs never switches).
             try:
                 db.execute("PRAGMA journal_mode = WAL")
             except sqlite3.OperationalError:
                 if time.monotonic() > deadline:
                     raise
-                time.sleep(0.05)
+            else:
+                if time.monotonic() > deadline:
+                    raise DatabaseUnusable(str(self.path), "no_wal")
+            time.sleep(0.05)
         if self._user_version() != SCHEMA_VERSION:
             self._migrate()
 
