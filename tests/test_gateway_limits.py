@@ -14,6 +14,7 @@ import dns.rdata
 import pytest
 
 from fedgate.certs import TestCA
+from fedgate.connection import Connection
 from fedgate.policy import Settings
 from fedgate.resolver import Resolver
 from fedgate.s2s import Authenticated, StanzaReceived, StreamClosed
@@ -399,7 +400,9 @@ def test_connect_failure_is_logged_once(tmp_path: Path, caplog: pytest.LogCaptur
     assert len(lines) == 1 and lines[0].startswith("could not establish a stream to b.test: the connection failed")
 
 
-def test_a_stanza_sent_as_the_partner_closes_goes_on_a_new_stream(tmp_path: Path) -> None:
+def test_a_stanza_sent_as_the_partner_closes_goes_on_a_new_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """b ends our authenticated outbound stream. A stanza routed at that very moment (queued on the closing
     link) is sent once more on a new stream, not bounced; and the closing link is out of the routing table
     before its socket is closed, so later stanzas open a new link too."""
@@ -413,13 +416,15 @@ def test_a_stanza_sent_as_the_partner_closes_goes_on_a_new_stream(tmp_path: Path
             await _wait(lambda: any(isinstance(e, StanzaReceived) for d, e in b.events if d == "in"))
             link = a.gateway.links[key]
             assert link.conn is not None
-            real_close = link.conn.close
+            watched = link.conn
+            real_close = Connection.close
 
-            async def close() -> None:
-                in_table_at_close.append(a.gateway.links.get(key) is link)
-                await real_close()
+            async def close(self: Connection) -> None:
+                if self is watched:
+                    in_table_at_close.append(a.gateway.links.get(key) is link)
+                await real_close(self)
 
-            link.conn.close = close  # type: ignore[method-assign]
+            monkeypatch.setattr(Connection, "close", close)  # (an instance's: Connection has __slots__)
 
             def on_event(direction: str, ev: object) -> None:
                 if direction == "out" and isinstance(ev, StreamClosed) and ev.by_peer:
