@@ -54,7 +54,8 @@ class Connection(asyncio.Protocol):
     ``on_connected`` (accepted connections) starts the driver."""
 
     __slots__ = ("_buffered", "_chunks", "_closed", "_drain_waiter", "_eof", "_exception", "_lost", "_on_connected",
-                 "_reading_paused", "_waiter", "_writing_paused", "stats", "tls", "tls_just_completed", "transport")
+                 "_reading_paused", "_tls_held", "_waiter", "_writing_paused", "stats", "tls", "tls_just_completed",
+                 "transport")
 
     def __init__(self, stats: ByteCounters | None = None,
                  on_connected: Callable[[Connection], object] | None = None) -> None:
@@ -62,6 +63,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.tls: TlsSession | None = None
         self.tls_just_completed = False
+        self._tls_held = False  # TLS records from the end of the handshake, not written yet (see read())
         self._on_connected = on_connected
         self._chunks: list[bytes] = []
         self._buffered = 0
@@ -177,6 +179,7 @@ class Connection(asyncio.Protocol):
             return
         if self.tls is not None and self.tls.handshake_complete:
             self.tls.send(plaintext)
+            self._tls_held = False  # (it leaves now, ahead of this)
             self._write_wire(self.tls.data_to_send())
         else:
             self._write_wire(plaintext)
@@ -210,6 +213,10 @@ class Connection(asyncio.Protocol):
 
         ``on_idle`` is called once if nothing arrives for :data:`HIBERNATE_AFTER_SECONDS` (within ``timeout``);
         the same timer serves both, so a busy stream pays nothing for it."""
+        if self._tls_held:  # (before waiting: what the handshake left is not held up by a quiet peer)
+            self._tls_held = False
+            assert self.tls is not None
+            self._write_wire(self.tls.data_to_send())
         while True:
             idle_first = on_idle is not None and (timeout is None or timeout > HIBERNATE_AFTER_SECONDS)
             try:
@@ -231,11 +238,17 @@ class Connection(asyncio.Protocol):
             was_complete = self.tls.handshake_complete
             try:
                 plain = self.tls.receive_data(raw)
-            finally:
-                self._write_wire(self.tls.data_to_send())
+            except BaseException:
+                self._write_wire(self.tls.data_to_send())  # (an alert, for one)
+                raise
             if not was_complete and self.tls.handshake_complete:
+                # What the end of the handshake produced (a server's session tickets, a client's Finished) goes
+                # out with the driver's next write, the restarted stream's header: one write instead of two.
+                # The next read() sends it otherwise.
+                self._tls_held = True
                 self.tls_just_completed = True
                 return plain
+            self._write_wire(self.tls.data_to_send())
             if plain or self.tls.closed_by_peer:
                 return plain if plain else None
 
