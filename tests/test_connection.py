@@ -5,15 +5,19 @@ ways, the polite close) and what went wrong once (a close from another task whil
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import struct
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
+from OpenSSL import SSL
 
-from fedgate import connection
+from fedgate import connection, tls
+from fedgate.certs import TestCA
 from fedgate.connection import Connection
 
 HOST = "127.0.0.1"
@@ -285,5 +289,94 @@ def test_open_connection_reaches_a_listener(event_loop: str) -> None:
         assert await conn.read(2) is None
         await conn.close()
         listener.close()
+
+    run(event_loop, main)
+
+
+@pytest.fixture(scope="module")
+def credentials(tmp_path_factory: pytest.TempPathFactory) -> tuple[tls.TlsContext, Path]:
+    work = tmp_path_factory.mktemp("connection-tls")
+    ca = TestCA.create(work / "ca")
+    files = ca.issue("gw.test", work)
+    trust = tls.TrustAnchors(cafiles=(ca.cert_path,), use_system=False)
+    return tls.server_context({"gw.test": tls.Credentials(files.chain, files.key)}, trust), ca.cert_path
+
+
+async def _client_handshake(conn: Connection, peer: socket.socket, server: tls.TlsContext,
+                            first_data: bytes) -> SSL.Connection:
+    """A pyOpenSSL client on the peer's socket, through its Finished; ``first_data`` goes in the same send as
+    the Finished, as a peer's restarted stream header often does."""
+    loop = asyncio.get_running_loop()
+    ctx = SSL.Context(SSL.TLS_METHOD)
+    ctx.set_verify(SSL.VERIFY_NONE, None)
+    client = SSL.Connection(ctx, None)
+    client.set_connect_state()
+    client.set_tlsext_host_name(b"gw.test")
+    conn.begin_tls(server, server_side=True, server_name=None)
+    reading = asyncio.ensure_future(conn.read(5))
+    while True:
+        try:
+            client.do_handshake()
+            break
+        except SSL.WantReadError:
+            with contextlib.suppress(SSL.WantReadError):
+                await loop.sock_sendall(peer, client.bio_read(65536))
+            client.bio_write(await loop.sock_recv(peer, 65536))
+    client.sendall(first_data)
+    await loop.sock_sendall(peer, client.bio_read(65536))  # the Finished and the data, in one send
+    assert await reading == first_data and conn.tls_just_completed
+    return client
+
+
+def _records(data: bytes) -> int:
+    count = 0
+    while data:
+        assert len(data) >= 5
+        data = data[5 + int.from_bytes(data[3:5], "big"):]
+        count += 1
+    return count
+
+
+@LOOPS
+def test_the_end_of_a_tls_handshake_leaves_with_the_next_write(
+    event_loop: str, credentials: tuple[tls.TlsContext, Path]
+) -> None:
+    """The server's session tickets, produced by the client's Finished, go out in the same write as the answer
+    to the data that came with it; nothing is lost or reordered (the client reads the answer)."""
+    async def main() -> None:
+        conn, peer = await pair()
+        client = await _client_handshake(conn, peer, credentials[0], b"<stream:stream>")
+        await asyncio.sleep(0.05)
+        with pytest.raises(BlockingIOError):
+            peer.recv(65536)  # the tickets are held...
+        conn.write(b"<stream:stream><features/>")
+        wire = await recv_all(peer, until_eof=False)  # ...and leave with the answer, in one write
+        assert _records(wire) >= 2
+        client.bio_write(wire)
+        assert client.recv(65536) == b"<stream:stream><features/>"
+        peer.close()
+        await conn.close()
+
+    run(event_loop, main)
+
+
+@LOOPS
+def test_what_the_handshake_left_goes_out_before_a_read_waits(
+    event_loop: str, credentials: tuple[tls.TlsContext, Path]
+) -> None:
+    async def main() -> None:
+        conn, peer = await pair()
+        client = await _client_handshake(conn, peer, credentials[0], b"<x/>")
+        reading = asyncio.ensure_future(conn.read(5))  # the driver had nothing to write: it reads again
+        wire = await recv_all(peer, until_eof=False)
+        assert wire and _records(wire) >= 1  # the session tickets
+        client.bio_write(wire)
+        with pytest.raises(SSL.WantReadError):
+            client.recv(65536)  # (tickets only: no application data)
+        client.sendall(b"<y/>")
+        await asyncio.get_running_loop().sock_sendall(peer, client.bio_read(65536))
+        assert await reading == b"<y/>"
+        peer.close()
+        await conn.close()
 
     run(event_loop, main)
