@@ -166,10 +166,6 @@ class Connection(asyncio.Protocol):
                 raise self._exception
         return self._take() if self._chunks else b""
 
-    @property
-    def at_eof(self) -> bool:
-        return self._eof and not self._chunks
-
     # -- plaintext ---------------------------------------------------------------------------------------------
     def is_closing(self) -> bool:
         return self.transport is None or self.transport.is_closing()
